@@ -1,0 +1,7 @@
+"""``python -m polylin`` runs the command line."""
+
+import sys
+
+from polylin.cli import main
+
+sys.exit(main())

@@ -1,0 +1,190 @@
+"""``polylin.fit``: validate, pick the backend, train with the shared loop, report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from polylin.backends import backend_class
+from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
+from polylin.dtypes import canonical_dtype
+from polylin.errors import DivergenceError
+from polylin.losses import get_loss
+from polylin.randomness import INIT_SCHEMES, initial_parameters
+from polylin.result import FitResult
+from polylin.training import GRAD_MODES, EpochCallback, train
+from polylin.validation import (
+    check_choice,
+    check_learning_rate,
+    check_positive_int,
+    host_training_data,
+)
+
+DIVERGENCE_POLICIES = ("raise", "stop")
+
+
+def fit(
+    X: Any = None,
+    y: Any = None,
+    *,
+    backend: str = "numpy",
+    lr: float = 0.03,
+    batch_size: int = 10,
+    epochs: int = 3,
+    seed: int = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+    loss: str = "squared",
+    shuffle: bool = True,
+    init: str = "normal",
+    fit_intercept: bool = True,
+    grad: str | None = None,
+    on_divergence: str = "raise",
+    true_w: Sequence[float] | np.ndarray | None = None,
+    true_b: float | None = None,
+    on_epoch: EpochCallback | None = None,
+    backend_options: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
+
+    With no ``X`` and ``y``, trains on the book's synthetic data
+    (``w = [2, −3.4]``, ``b = 4.2``, noise σ = 0.01, n = 1000) drawn from ``seed``.
+
+    Parameters
+    ----------
+    X, y:
+        Training data: ``X`` of shape ``(n, d)``, ``y`` of shape ``(n,)`` or ``(n, 1)``,
+        as NumPy arrays (or anything NumPy converts) or the chosen backend's own arrays.
+        They are never modified.
+    backend:
+        ``"numpy"``, ``"jax"``, ``"torch"`` or ``"mxnet"``.
+    lr, batch_size, epochs:
+        Learning rate, examples per minibatch (``1 ≤ batch_size ≤ n``; the last
+        batch of an epoch may be shorter) and passes over the data.
+    seed:
+        Seeds the data (when generated), the initial parameters and the batch order.
+    dtype:
+        ``"float32"`` (default) or ``"float64"``.
+    device:
+        ``"cpu"`` (default), ``"gpu"``/``"cuda"`` or ``"gpu:N"``.
+    loss:
+        ``"squared"`` (½(ŷ−y)², averaged over the batch), ``"absolute"`` or ``"huber"``.
+    shuffle:
+        Visit examples in a new random order each epoch (``False``: in data order).
+    init:
+        ``"normal"`` (``w ~ N(0, 0.01²)``, ``b = 0``) or ``"zeros"``.
+    fit_intercept:
+        ``False`` fits a line through the origin: ``b`` stays 0 (Ohm's law, V = IR).
+    grad:
+        ``"autodiff"`` (the framework differentiates; default where it can) or
+        ``"analytic"`` (the hand-derived gradient; the only choice on NumPy).
+    on_divergence:
+        ``"raise"`` a :class:`~polylin.errors.DivergenceError`, or ``"stop"`` and
+        return the last finite epoch with ``diverged_at`` set.
+    true_w, true_b:
+        The generating parameters of your own data, if known, for the error report.
+    on_epoch:
+        Called as ``on_epoch(epoch, loss, seconds)`` after each epoch.
+    backend_options:
+        Extra keyword arguments for the backend (e.g. ``{"fused_epoch": False}`` on JAX).
+    """
+    cls = backend_class(backend) if isinstance(backend, str) else _unknown_backend(backend)
+    lr = check_learning_rate(lr)
+    batch_size = check_positive_int("batch_size", batch_size, "the book uses batch_size=10")
+    epochs = check_positive_int("epochs", epochs, "the book trains for epochs=3")
+    loss_fn = get_loss(loss)
+    dtype = canonical_dtype(dtype)
+    check_choice("init", init, INIT_SCHEMES)
+    check_choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)
+    if grad is None:
+        grad = "autodiff" if cls.has_autodiff else "analytic"
+    check_choice("grad", grad, GRAD_MODES)
+    if grad == "autodiff" and not cls.has_autodiff:
+        raise ValueError(
+            f"grad='autodiff' is not available on the {backend} backend, which has no autodiff "
+            "library; its gradients are derived by hand: use grad='analytic' (the default there)."
+        )
+
+    be = cls(dtype=dtype, device=device, **dict(backend_options or {}))
+
+    if X is None and y is None:
+        true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
+        true_b = (BOOK_TRUE_B if fit_intercept else 0.0) if true_b is None else true_b
+        X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
+    else:
+        X_host, y_host = host_training_data(X, y, be)
+    n, d = X_host.shape
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {n} examples; use batch_size <= {n} "
+            f"(batch_size={n} is full-batch gradient descent)."
+        )
+    if true_w is not None and np.asarray(true_w).shape != (d,):
+        raise ValueError(f"true_w has shape {np.asarray(true_w).shape}; X has {d} features.")
+
+    w0, b0 = initial_parameters(seed, d, init)
+    config = {
+        "lr": lr,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": seed,
+        "loss": loss_fn.name,
+        "shuffle": bool(shuffle),
+        "init": init,
+        "fit_intercept": bool(fit_intercept),
+        "grad": grad,
+        "n_examples": n,
+        "n_features": d,
+    }
+    with be.context():
+        X_dev, y_dev = be.asarray(X_host), be.asarray(y_host)
+        initial_loss = _initial_loss(be, loss_fn, w0, b0, X_dev, y_dev)
+        run = train(
+            be, X_dev, y_dev, w0, b0,
+            loss=loss_fn, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
+            shuffle=shuffle, grad=grad, fit_intercept=fit_intercept, on_epoch=on_epoch,
+        )  # fmt: skip
+
+    info = be.info()
+    result = FitResult(
+        w=run.w.astype(be.np_dtype),
+        b=float(run.b[0]),
+        losses=np.asarray(run.losses, dtype=np.float64),
+        initial_loss=initial_loss,
+        epoch_times=np.asarray(run.epoch_times, dtype=np.float64),
+        backend=info.name,
+        backend_version=info.version,
+        device=info.device,
+        dtype=info.dtype,
+        config=config,
+        true_w=None if true_w is None else np.asarray(true_w, dtype=np.float64),
+        true_b=None if true_b is None else float(true_b),
+        diverged_at=None if run.divergence is None else (run.divergence.epoch, run.divergence.step),
+        interrupted=run.interrupted,
+    )
+    if run.divergence is not None and on_divergence == "raise":
+        raise DivergenceError(
+            f"Training diverged on the {info.name} backend: a non-finite loss or parameter "
+            f"appeared at epoch {run.divergence.epoch}, step {run.divergence.step} (lr={lr}). "
+            "Lower the learning rate, or standardise the features (zero mean, unit variance). "
+            "The last finite parameters are on this error as .last_finite_w and .last_finite_b.",
+            epoch=run.divergence.epoch,
+            step=run.divergence.step,
+            last_finite_w=result.w,
+            last_finite_b=result.b,
+            result=result,
+        )
+    return result
+
+
+def _initial_loss(be: Any, loss_fn: Any, w0: np.ndarray, b0: np.ndarray, X: Any, y: Any) -> float:
+    from polylin.objective import Objective
+
+    params = be.parameters(w0, b0, trainable=False)
+    return float(be.evaluator(Objective(be.xp, loss_fn))(params, X, y))
+
+
+def _unknown_backend(backend: object) -> Any:
+    raise ValueError(f"backend={backend!r} must be a backend name such as 'numpy' or 'jax'.")

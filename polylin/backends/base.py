@@ -1,0 +1,202 @@
+"""The backend interface: everything the shared training loop needs from a framework.
+
+A backend turns host (NumPy) data into its own arrays on its own device,
+converts them back, differentiates an objective, applies the SGD update in
+place, optionally compiles, and synchronises for honest timing. It may also
+run a whole epoch itself (JAX fuses one into a single ``lax.scan``); the
+default here is the plain loop every eager framework shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from polylin.batching import BatchLayout, batch_bounds
+from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
+from polylin.errors import DeviceNotAvailableError
+
+Array = Any
+Params = tuple[Any, Any]
+GradFn = Callable[[Params, Array, Array], Params]
+ValueAndGradFn = Callable[[Params, Array, Array], tuple[Array, Params]]
+StepFn = Callable[[Params, Array, Array, Array], Params]
+EpochFn = Callable[[Params, Array], Params]
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a result records about the backend that produced it."""
+
+    name: str
+    version: str
+    device: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A parsed device request: a kind (``"cpu"`` or ``"gpu"``) and an index."""
+
+    kind: str
+    index: int
+
+    @classmethod
+    def parse(cls, device: object) -> DeviceSpec:
+        """Parse ``None``, ``"cpu"``, ``"gpu"``, ``"cuda"``, ``"gpu:1"`` or ``"cuda:1"``."""
+        if device is None:
+            return cls("cpu", 0)
+        text = str(device).strip().lower()
+        kind, _, index_text = text.partition(":")
+        kind = {"cuda": "gpu"}.get(kind, kind)
+        if kind not in ("cpu", "gpu") or (index_text and not index_text.isdigit()):
+            raise ValueError(
+                f"device={device!r} is not a device polylin understands; "
+                "use 'cpu', 'gpu' (or 'cuda'), or 'gpu:N' for the N-th GPU."
+            )
+        return cls(kind, int(index_text or 0))
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "cpu" else f"{self.kind}:{self.index}"
+
+
+class Backend(ABC):
+    """One array framework, as seen by the shared training loop.
+
+    Subclasses set :attr:`name` and the class attributes below and implement
+    the abstract methods. Construction resolves the dtype and the device and
+    fails with :class:`~polylin.errors.DeviceNotAvailableError` for a device
+    that is not present.
+    """
+
+    name: ClassVar[str]
+    #: Whether the framework can differentiate an objective itself.
+    has_autodiff: ClassVar[bool] = True
+    #: For asynchronous engines: wait for the queue every this many steps.
+    sync_every: ClassVar[int | None] = None
+
+    def __init__(self, dtype: object = "float32", device: object = None) -> None:
+        self.dtype = canonical_dtype(dtype)
+        self.np_dtype = SUPPORTED_DTYPES[self.dtype]
+        self.device_spec = DeviceSpec.parse(device)
+        self.device = self._resolve_device(self.device_spec)
+
+    # -- description -------------------------------------------------------
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """The framework's version string."""
+
+    @property
+    def device_name(self) -> str:
+        """A readable name of the device the arrays live on."""
+        return str(self.device_spec)
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, self.version, self.device_name, self.dtype)
+
+    @property
+    @abstractmethod
+    def xp(self) -> Any:
+        """The array namespace the shared objective is written against."""
+
+    def _resolve_device(self, spec: DeviceSpec) -> Any:
+        """Map a parsed device request to the framework's device object."""
+        if spec.kind != "cpu":
+            raise self.device_error(spec, "this backend runs on the CPU only")
+        return "cpu"
+
+    def device_error(self, spec: DeviceSpec, why: str) -> DeviceNotAvailableError:
+        return DeviceNotAvailableError(
+            f"device={str(spec)!r} is not available to the {self.name} backend: {why}. "
+            "Use device='cpu', or install a GPU build of the framework on a machine with a GPU."
+        )
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        """A context the whole fit runs inside (JAX uses it to enable float64 locally)."""
+        return contextlib.nullcontext()
+
+    # -- arrays -------------------------------------------------------------
+    @abstractmethod
+    def asarray(self, host: np.ndarray) -> Array:
+        """A float array in this backend's dtype, on its device, holding ``host``."""
+
+    @abstractmethod
+    def index_array(self, host: np.ndarray) -> Array:
+        """An integer array of row indices on this backend's device."""
+
+    @abstractmethod
+    def to_numpy(self, x: Array) -> np.ndarray:
+        """A NumPy copy (or view) of a backend array."""
+
+    def owns(self, x: object) -> bool:
+        """Whether ``x`` is one of this framework's own array types."""
+        return False
+
+    def parameters(self, w: np.ndarray, b: np.ndarray, trainable: bool) -> Params:
+        """Fresh parameter arrays; ``trainable`` marks them for the framework's autodiff."""
+        return self.asarray(w), self.asarray(b)
+
+    def take(self, X: Array, idx: Array) -> Array:
+        """Rows (or elements) of ``X`` at ``idx``."""
+        return self.xp.take(X, idx, axis=0)
+
+    # -- differentiation and the update -----------------------------------------
+    @abstractmethod
+    def value_and_grad(self, objective: Any) -> ValueAndGradFn:
+        """A function ``(params, X, y) -> (value, grads)`` for ``objective``."""
+
+    def grad(self, objective: Any) -> GradFn:
+        """A function ``(params, X, y) -> grads``; backends may skip computing the value."""
+        value_and_grad = self.value_and_grad(objective)
+        return lambda params, X, y: value_and_grad(params, X, y)[1]
+
+    @abstractmethod
+    def update(self, params: Params, grads: Params, lr: float) -> Params:
+        """``p ← p − lr·g`` for each parameter, in place where the framework allows.
+
+        Returns the parameters, so that ``params = update(params, grads, lr)``
+        also serves frameworks whose arrays are immutable.
+        """
+
+    def compile(self, fn: Callable[..., Any], *, donate_params: bool = False) -> Callable[..., Any]:
+        """Compile ``fn(params, ...)``; the identity for eager frameworks.
+
+        ``donate_params`` lets a compiler reuse the buffers of the first
+        argument for the result (the caller promises not to read them again).
+        """
+        return fn
+
+    def evaluator(self, objective: Callable[..., Any]) -> Callable[[Params, Array, Array], float]:
+        """A function ``(params, X, y) -> float`` that evaluates ``objective`` without recording gradients."""
+        to_numpy = self.to_numpy
+        return lambda params, X, y: float(to_numpy(objective(params, X, y)))
+
+    def synchronize(self, tree: Any) -> None:  # noqa: B027 - a no-op for synchronous frameworks
+        """Block until every pending computation producing ``tree`` has finished."""
+
+    # -- running an epoch -------------------------------------------------------
+    def epoch_runner(self, step: StepFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
+        """A function ``(params, order) -> params`` that runs one epoch of ``step``.
+
+        ``order`` is this backend's index array of the epoch's example order;
+        batch ``k`` is ``order[k*B : (k+1)*B]`` and the last one may be short.
+        """
+        compiled = self.compile(step, donate_params=True)
+        bounds = batch_bounds(layout.n_examples, layout.batch_size)
+        sync_every = self.sync_every
+        synchronize = self.synchronize
+
+        def run_epoch(params: Params, order: Array) -> Params:
+            for count, (start, stop) in enumerate(bounds, start=1):
+                params = compiled(params, X, y, order[start:stop])
+                if sync_every is not None and count % sync_every == 0:
+                    synchronize(params)
+            return params
+
+        return run_epoch

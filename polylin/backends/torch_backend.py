@@ -1,0 +1,110 @@
+"""PyTorch: functional autograd with ``torch.autograd.grad``; the update under ``no_grad``.
+
+``torch.autograd.grad`` returns fresh gradients and never writes ``.grad``,
+so nothing accumulates from one step to the next and no ``zero_grad`` is
+needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from polylin.backends.base import Array, Backend, DeviceSpec, GradFn, Params, ValueAndGradFn
+
+
+class TorchBackend(Backend):
+    """Autograd on torch tensors, updated in place with ``add_(alpha=-lr)``."""
+
+    name = "torch"
+
+    def __init__(self, dtype: object = "float32", device: object = None) -> None:
+        import array_api_compat.torch as xp
+        import torch
+
+        self._torch = torch
+        self._xp = xp
+        super().__init__(dtype, device)
+        self.torch_dtype = getattr(torch, self.dtype)
+
+    @property
+    def version(self) -> str:
+        return str(self._torch.__version__)
+
+    @property
+    def xp(self) -> Any:
+        return self._xp
+
+    @property
+    def device_name(self) -> str:
+        return str(self.device)
+
+    def _resolve_device(self, spec: DeviceSpec) -> Any:
+        torch = self._torch
+        if spec.kind == "cpu":
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise self.device_error(spec, "torch.cuda.is_available() is False")
+        if spec.index >= torch.cuda.device_count():
+            raise self.device_error(spec, f"torch sees {torch.cuda.device_count()} GPU(s)")
+        return torch.device("cuda", spec.index)
+
+    def asarray(self, host: np.ndarray) -> Array:
+        return self._torch.as_tensor(host, dtype=self.torch_dtype, device=self.device)
+
+    def index_array(self, host: np.ndarray) -> Array:
+        return self._torch.as_tensor(host, dtype=self._torch.int64, device=self.device)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+
+    def owns(self, x: object) -> bool:
+        return isinstance(x, self._torch.Tensor)
+
+    def parameters(self, w: np.ndarray, b: np.ndarray, trainable: bool) -> Params:
+        torch = self._torch
+        return tuple(  # type: ignore[return-value]
+            torch.tensor(p, dtype=self.torch_dtype, device=self.device, requires_grad=trainable)
+            for p in (w, b)
+        )
+
+    def take(self, X: Array, idx: Array) -> Array:
+        return self._torch.index_select(X, 0, idx)
+
+    def value_and_grad(self, objective: Any) -> ValueAndGradFn:
+        autograd_grad = self._torch.autograd.grad
+
+        def value_and_grad(params: Params, X: Array, y: Array) -> tuple[Array, Params]:
+            value = objective(params, X, y)
+            grads = autograd_grad(value, params)
+            return value.detach(), tuple(grads)  # type: ignore[return-value]
+
+        return value_and_grad
+
+    def grad(self, objective: Any) -> GradFn:
+        autograd_grad = self._torch.autograd.grad
+
+        def grad(params: Params, X: Array, y: Array) -> Params:
+            return autograd_grad(objective(params, X, y), params)  # type: ignore[no-any-return,return-value]
+
+        return grad
+
+    def evaluator(self, objective: Any) -> Any:
+        no_grad = self._torch.no_grad
+
+        def evaluate(params: Params, X: Array, y: Array) -> float:
+            with no_grad():
+                return float(objective(params, X, y))
+
+        return evaluate
+
+    def update(self, params: Params, grads: Params, lr: float) -> Params:
+        with self._torch.no_grad():
+            for param, grad in zip(params, grads, strict=True):
+                param.add_(grad, alpha=-lr)
+        return params
+
+    def synchronize(self, tree: Any) -> None:
+        if self.device.type == "cuda":
+            self._torch.cuda.synchronize(self.device)

@@ -1,0 +1,94 @@
+"""What :func:`polylin.fit` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class FitResult:
+    """A trained linear model and how it was trained.
+
+    Attributes
+    ----------
+    w, b:
+        The fitted weights (shape ``(d,)``) and bias, as NumPy values.
+    losses:
+        The full-data loss after each completed epoch.
+    initial_loss:
+        The full-data loss of the initial parameters.
+    epoch_times:
+        Seconds each epoch's steps took, measured after synchronising the device
+        (the full-data loss evaluation is not included).
+    backend, backend_version, device, dtype:
+        Where and how it ran.
+    config:
+        Every option the fit used (learning rate, batch size, seed, ...).
+    true_w, true_b:
+        The parameters that generated the data, when known.
+    diverged_at:
+        ``(epoch, step)`` of the first non-finite value, or ``None``.
+    interrupted:
+        ``True`` if training was stopped with Ctrl-C; the result then holds the
+        last completed epoch.
+    """
+
+    w: np.ndarray
+    b: float
+    losses: np.ndarray
+    initial_loss: float
+    epoch_times: np.ndarray
+    backend: str
+    backend_version: str
+    device: str
+    dtype: str
+    config: dict[str, Any] = field(default_factory=dict)
+    true_w: np.ndarray | None = None
+    true_b: float | None = None
+    diverged_at: tuple[int, int] | None = None
+    interrupted: bool = False
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.losses)
+
+    @property
+    def final_loss(self) -> float:
+        """The full-data loss after the last completed epoch (the initial loss if none completed)."""
+        return float(self.losses[-1]) if len(self.losses) else self.initial_loss
+
+    @property
+    def w_error(self) -> np.ndarray | None:
+        """``true_w − w``, as the book prints it, or ``None`` if the truth is unknown."""
+        if self.true_w is None:
+            return None
+        return np.asarray(self.true_w, dtype=np.float64) - self.w.astype(np.float64)
+
+    @property
+    def b_error(self) -> float | None:
+        """``true_b − b``, or ``None`` if the truth is unknown."""
+        if self.true_b is None:
+            return None
+        return float(self.true_b) - float(self.b)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``X w + b`` for NumPy-convertible ``X`` of shape ``(n, d)``."""
+        X = np.asarray(X, dtype=self.w.dtype)
+        if X.ndim != 2 or X.shape[1] != self.w.shape[0]:
+            raise ValueError(f"X has shape {X.shape}; this model expects (n, {self.w.shape[0]}).")
+        prediction: np.ndarray = X @ self.w + self.w.dtype.type(self.b)
+        return prediction
+
+    def summary(self) -> str:
+        """The book's closing lines: the error in estimating w and b."""
+        lines = [f"{self.backend} {self.backend_version} on {self.device}, {self.dtype}"]
+        if self.w_error is not None:
+            lines.append(f"error in estimating w: {self.w_error}")
+            lines.append(f"error in estimating b: {self.b_error}")
+        else:
+            lines.append(f"w: {self.w}")
+            lines.append(f"b: {self.b}")
+        return "\n".join(lines)

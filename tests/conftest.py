@@ -1,0 +1,70 @@
+"""Which backends the tests run on, and a hard failure when a required one is missing.
+
+``POLYLIN_REQUIRE_BACKENDS`` (comma-separated, set by each nox session) names
+the backends a session exists to test: if any of them cannot be imported the
+whole run fails at start-up, never skips. Without it (a plain ``pytest`` in a
+development environment) the tests run on every installed backend and show a
+skip, with the reason, for each one that is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from polylin.backends import KNOWN_BACKENDS, backend_class
+from polylin.errors import BackendNotInstalledError
+
+REQUIRED_ENV = "POLYLIN_REQUIRE_BACKENDS"
+
+
+def _required() -> list[str]:
+    names = [n.strip() for n in os.environ.get(REQUIRED_ENV, "").split(",") if n.strip()]
+    unknown = sorted(set(names) - set(KNOWN_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"{REQUIRED_ENV} names unknown backends {unknown}")
+    return names
+
+
+def _import_problems() -> dict[str, str]:
+    problems = {}
+    for name in KNOWN_BACKENDS:
+        try:
+            backend_class(name)
+        except BackendNotInstalledError as exc:
+            problems[name] = str(exc)
+    return problems
+
+
+IMPORT_PROBLEMS = _import_problems()
+REQUIRED = _required()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = {name: IMPORT_PROBLEMS[name] for name in REQUIRED if name in IMPORT_PROBLEMS}
+    if missing:
+        lines = "\n".join(f"  {name}: {why}" for name, why in missing.items())
+        raise pytest.UsageError(f"{REQUIRED_ENV} requires backends that cannot be imported:\n{lines}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    installed = [n for n in KNOWN_BACKENDS if n not in IMPORT_PROBLEMS]
+    return [
+        f"polylin backends installed: {installed}; required here: {REQUIRED or 'none'}",
+        *(f"polylin backend {n} NOT installed: {why}" for n, why in IMPORT_PROBLEMS.items()),
+    ]
+
+
+def backend_params(names: tuple[str, ...] | list[str] = KNOWN_BACKENDS) -> list[object]:
+    """``pytest.param`` per backend, visibly skipped (with the reason) when not installed."""
+    params = []
+    for name in names:
+        if name in IMPORT_PROBLEMS:
+            params.append(pytest.param(name, id=name, marks=pytest.mark.skip(reason=IMPORT_PROBLEMS[name])))
+        else:
+            params.append(pytest.param(name, id=name))
+    return params
+
+
+AUTODIFF_BACKENDS = ("jax", "torch", "mxnet")

@@ -1,0 +1,119 @@
+"""Autodiff gradients equal the hand-derived ones, and both equal finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import AUTODIFF_BACKENDS, backend_params
+
+import polylin
+from polylin.backends import get_backend
+from polylin.losses import LOSSES, get_loss
+from polylin.objective import Objective
+from polylin.tolerances import FINITE_DIFFERENCE_RTOL, FINITE_DIFFERENCE_STEP, tolerance_for
+
+RNG = np.random.default_rng(11)
+X_BATCH = RNG.normal(size=(13, 3))  # 13: not a "nice" batch size
+Y_BATCH = RNG.normal(size=13) * 3
+W_AT = RNG.normal(size=3)
+B_AT = np.array([0.3])
+
+
+def numpy_gradient(loss: str) -> tuple[np.ndarray, np.ndarray]:
+    be = get_backend("numpy", dtype="float64")
+    objective = Objective(be.xp, get_loss(loss))
+    return objective.gradient((W_AT.copy(), B_AT.copy()), X_BATCH, Y_BATCH)
+
+
+def finite_difference_gradient(loss: str) -> np.ndarray:
+    be = get_backend("numpy", dtype="float64")
+    objective = Objective(be.xp, get_loss(loss))
+    theta = np.concatenate([W_AT, B_AT])
+    h = FINITE_DIFFERENCE_STEP
+    grad = np.empty_like(theta)
+    for i in range(theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        f_up = objective((up[:-1], up[-1:]), X_BATCH, Y_BATCH)
+        f_down = objective((down[:-1], down[-1:]), X_BATCH, Y_BATCH)
+        grad[i] = (f_up - f_down) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_hand_derived_gradient_matches_finite_differences(loss: str) -> None:
+    gw, gb = numpy_gradient(loss)
+    np.testing.assert_allclose(
+        np.concatenate([gw, gb]), finite_difference_gradient(loss), rtol=FINITE_DIFFERENCE_RTOL
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("backend", backend_params(AUTODIFF_BACKENDS))
+def test_autodiff_matches_hand_derived(backend: str, loss: str, dtype: str) -> None:
+    be = get_backend(backend, dtype=dtype)
+    objective = Objective(be.xp, get_loss(loss))
+    with be.context():
+        params = be.parameters(W_AT, B_AT, trainable=True)
+        X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+        value, (gw, gb) = be.value_and_grad(objective)(params, X, y)
+        autodiff = np.concatenate([be.to_numpy(gw), be.to_numpy(gb)]).astype(np.float64)
+        hand_w, hand_b = objective.gradient(be.parameters(W_AT, B_AT, trainable=False), X, y)
+        hand = np.concatenate([be.to_numpy(hand_w), be.to_numpy(hand_b)]).astype(np.float64)
+        value = float(be.to_numpy(value))
+    reference = np.concatenate(numpy_gradient(loss))
+    rtol = tolerance_for(dtype).grad_rtol
+    scale = np.max(np.abs(reference))
+    np.testing.assert_allclose(autodiff, reference, rtol=0, atol=rtol * scale)
+    np.testing.assert_allclose(hand, reference, rtol=0, atol=rtol * scale)
+    if dtype == "float64":
+        np.testing.assert_allclose(autodiff, finite_difference_gradient(loss), rtol=FINITE_DIFFERENCE_RTOL)
+    numpy_value = Objective(get_backend("numpy", dtype="float64").xp, get_loss(loss))(
+        (W_AT, B_AT), X_BATCH, Y_BATCH
+    )
+    assert value == pytest.approx(float(numpy_value), rel=rtol)
+
+
+@pytest.mark.parametrize("backend", backend_params(AUTODIFF_BACKENDS))
+def test_no_gradient_accumulates_across_steps(backend: str) -> None:
+    """Two identical gradient calls give identical gradients (no torch-style accumulation)."""
+    be = get_backend(backend, dtype="float64")
+    objective = Objective(be.xp, get_loss("squared"))
+    with be.context():
+        params = be.parameters(W_AT, B_AT, trainable=True)
+        X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+        grad = be.grad(objective)
+        first = [be.to_numpy(g).copy() for g in grad(params, X, y)]
+        second = [be.to_numpy(g).copy() for g in grad(params, X, y)]
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_squared_loss_carries_the_half() -> None:
+    be = get_backend("numpy", dtype="float64")
+    objective = Objective(be.xp, get_loss("squared"))
+    X = np.array([[1.0], [2.0]])
+    value = objective((np.array([1.0]), np.array([0.0])), X, np.array([0.0, 0.0]))
+    assert value == pytest.approx((0.5 * 1 + 0.5 * 4) / 2)
+
+
+def test_huber_is_quadratic_inside_and_linear_outside() -> None:
+    xp = get_backend("numpy", dtype="float64").xp
+    huber = get_loss("huber")
+    r = np.array([-3.0, -0.5, 0.0, 0.5, 3.0])
+    np.testing.assert_allclose(huber.pointwise(xp, r), [2.5, 0.125, 0.0, 0.125, 2.5])
+    np.testing.assert_allclose(huber.derivative(xp, r), [-1.0, -0.5, 0.0, 0.5, 1.0])
+
+
+def test_analytic_and_autodiff_fits_agree_on_torch_style_short_batch() -> None:
+    """A short last batch is normalised by its own size: 1001 examples, batch 10."""
+    X, y = polylin.synthetic_data(n=1001, seed=4, dtype="float64")
+    full = polylin.fit(X, y, backend="numpy", batch_size=10, dtype="float64", epochs=1, shuffle=False)
+    # Reproduce the last step by hand: the last batch has exactly one example.
+    head = polylin.fit(X[:1000], y[:1000], backend="numpy", batch_size=10, dtype="float64",
+                       epochs=1, shuffle=False)  # fmt: skip
+    r = X[1000] @ head.w + head.b - y[1000]
+    expected_w = head.w - 0.03 * r * X[1000]  # divided by 1, the actual batch size
+    np.testing.assert_allclose(full.w, expected_w, rtol=1e-12)

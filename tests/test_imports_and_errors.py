@@ -1,0 +1,126 @@
+"""Importing polylin is cheap, and backend lookup fails clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import backend_params
+
+import polylin
+from polylin.backends import KNOWN_BACKENDS, backend_class
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+
+def test_import_polylin_imports_no_framework() -> None:
+    probe = run_python(
+        "import sys, polylin\n"
+        "loaded = [m for m in ('jax', 'torch', 'mxnet', 'matplotlib', 'sklearn') if m in sys.modules]\n"
+        "print(loaded)"
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]"
+
+
+def test_unknown_backend_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="not a known backend") as info:
+        polylin.fit(backend="tensorflow")
+    for name in KNOWN_BACKENDS:
+        assert name in str(info.value)
+
+
+def test_missing_backend_names_the_install_command() -> None:
+    # Make "torch" unimportable in a fresh interpreter, as on a machine without it.
+    probe = run_python(
+        "import sys; sys.modules['torch'] = None\n"
+        "import polylin\n"
+        "try:\n"
+        "    polylin.fit(backend='torch')\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, '|', exc)\n"
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("BackendNotInstalledError |")
+    assert "pip install -r backends/torch.txt" in probe.stdout
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_jax_float64_does_not_leak_x64_globally(backend: str) -> None:
+    polylin.fit(backend=backend, dtype="float64", epochs=1)
+    if "jax" in sys.modules:
+        import jax
+        import jax.numpy as jnp
+
+        assert not jax.config.read("jax_enable_x64")
+        assert jnp.ones(1).dtype == jnp.float32
+
+
+def gpu_present(backend: str) -> bool:
+    """Ask the framework itself, independently of polylin, whether it sees a GPU."""
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "mxnet":
+        import mxnet
+
+        return bool(mxnet.context.num_gpus())
+    return False
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_gpu_request(backend: str) -> None:
+    if gpu_present(backend):
+        result = polylin.fit(backend=backend, device="gpu", epochs=1)
+        assert "cpu" not in result.device.lower()
+        assert result.final_loss < 1e-2
+    else:
+        with pytest.raises(polylin.DeviceNotAvailableError, match="device='gpu:0' is not available") as info:
+            polylin.fit(backend=backend, device="gpu", epochs=1)
+        assert "device='cpu'" in str(info.value)
+        assert backend_class(backend)().device_name.lower().startswith("cpu")
+
+
+def test_bad_device_string() -> None:
+    with pytest.raises(ValueError, match="not a device polylin understands"):
+        polylin.fit(device="tpu-ish")
+
+
+def test_numpy_backend_has_no_autodiff() -> None:
+    with pytest.raises(ValueError, match="grad='analytic'"):
+        polylin.fit(backend="numpy", grad="autodiff")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": 0}, "lr=0 must be a finite number > 0"),
+        ({"lr": float("nan")}, "lr=nan"),
+        ({"batch_size": 0}, "batch_size=0 must be a whole number >= 1"),
+        ({"batch_size": 2000}, "larger than the 1000 examples"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"loss": "mse"}, "loss='mse' is not a known loss"),
+        ({"dtype": "float16"}, "dtype='float16' is not supported"),
+        ({"init": "ones"}, "init='ones'"),
+    ],
+)
+def test_bad_options_are_named(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        polylin.fit(**kwargs)  # type: ignore[arg-type]
+
+
+def test_y_as_column_means_the_same_as_y_flat() -> None:
+    X, y = polylin.synthetic_data(n=200, seed=1)
+    flat = polylin.fit(X, y, epochs=2)
+    column = polylin.fit(X, y.reshape(-1, 1), epochs=2)
+    np.testing.assert_array_equal(flat.w, column.w)
+    assert flat.b == column.b
