@@ -57,9 +57,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def backend_params(names: tuple[str, ...] | list[str] = KNOWN_BACKENDS) -> list[object]:
-    """``pytest.param`` per backend, visibly skipped (with the reason) when not installed."""
+    """``pytest.param`` per backend, visibly skipped (with the reason) when not installed.
+
+    Inside a nox session (``POLYLIN_REQUIRE_BACKENDS`` set) only the session's own
+    backends are parametrised, and they are guaranteed importable.
+    """
     params = []
     for name in names:
+        if REQUIRED and name not in REQUIRED:
+            continue
         if name in IMPORT_PROBLEMS:
             params.append(pytest.param(name, id=name, marks=pytest.mark.skip(reason=IMPORT_PROBLEMS[name])))
         else:
