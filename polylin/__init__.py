@@ -12,12 +12,17 @@ only when a fit asks for them.
 from polylin._version import __version__
 from polylin.api import fit
 from polylin.backends import KNOWN_BACKENDS, available_backends, get_backend
+from polylin.checkpoint import load
 from polylin.data import BOOK_TRUE_B, BOOK_TRUE_W, minibatches, synthetic_data
 from polylin.errors import (
     BackendNotInstalledError,
+    CheckpointError,
+    DataConversionWarning,
     DeviceNotAvailableError,
     DivergenceError,
     PolylinError,
+    StabilityWarning,
+    TrainingInterruptedWarning,
 )
 from polylin.losses import LOSSES
 from polylin.result import FitResult
@@ -28,14 +33,19 @@ __all__ = [
     "KNOWN_BACKENDS",
     "LOSSES",
     "BackendNotInstalledError",
+    "CheckpointError",
+    "DataConversionWarning",
     "DeviceNotAvailableError",
     "DivergenceError",
     "FitResult",
     "PolylinError",
+    "StabilityWarning",
+    "TrainingInterruptedWarning",
     "__version__",
     "available_backends",
     "fit",
     "get_backend",
+    "load",
     "minibatches",
     "synthetic_data",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,15 +12,18 @@ import numpy as np
 from polylin.backends import backend_class
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
 from polylin.dtypes import canonical_dtype
-from polylin.errors import DivergenceError
+from polylin.checkpoint import data_fingerprint, resume_point
+from polylin.errors import DivergenceError, TrainingInterruptedWarning
 from polylin.losses import get_loss
 from polylin.randomness import INIT_SCHEMES, initial_parameters
 from polylin.result import FitResult
+from polylin.stability import warn_if_unstable
 from polylin.training import GRAD_MODES, EpochCallback, train
 from polylin.validation import (
     check_choice,
     check_learning_rate,
     check_positive_int,
+    check_seed,
     host_training_data,
 )
 
@@ -46,6 +51,8 @@ def fit(
     true_b: float | None = None,
     on_epoch: EpochCallback | None = None,
     backend_options: Mapping[str, Any] | None = None,
+    resume: str | os.PathLike[str] | FitResult | None = None,
+    check_stability: bool = True,
 ) -> FitResult:
     """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
 
@@ -89,11 +96,27 @@ def fit(
         Called as ``on_epoch(epoch, loss, seconds)`` after each epoch.
     backend_options:
         Extra keyword arguments for the backend (e.g. ``{"fused_epoch": False}`` on JAX).
+    resume:
+        A :class:`FitResult`, or the path of one saved with :meth:`FitResult.save`, to
+        continue: training resumes after its last completed epoch and runs until
+        ``epochs`` epochs in all. The data, loss, lr, batch size, seed, shuffle,
+        intercept and dtype must be the checkpoint's (else a
+        :class:`~polylin.errors.CheckpointError`); on the same backend the result is
+        bitwise that of an uninterrupted run.
+    check_stability:
+        Warn (:class:`~polylin.errors.StabilityWarning`) before training when ``lr`` is
+        above ``2/λ_max``, the full-batch gradient-descent bound (see :mod:`polylin.stability`).
+
+    A Ctrl-C during training stops it after the last completed epoch: the
+    result has ``interrupted=True`` (and a
+    :class:`~polylin.errors.TrainingInterruptedWarning` says so); save it with
+    ``result.save(path)`` and continue with ``fit(..., resume=path)``.
     """
     cls = backend_class(backend) if isinstance(backend, str) else _unknown_backend(backend)
     lr = check_learning_rate(lr)
     batch_size = check_positive_int("batch_size", batch_size, "the book uses batch_size=10")
     epochs = check_positive_int("epochs", epochs, "the book trains for epochs=3")
+    seed = check_seed(seed)
     loss_fn = get_loss(loss)
     dtype = canonical_dtype(dtype)
     check_choice("init", init, INIT_SCHEMES)
@@ -137,23 +160,42 @@ def fit(
         "grad": grad,
         "n_examples": n,
         "n_features": d,
+        "data_fingerprint": data_fingerprint(X_host, y_host, be.np_dtype),
     }
+    start = None if resume is None else resume_point(resume, config=config, dtype=be.dtype)
+    if start is not None:
+        if start.start_epoch == epochs:
+            return start.previous  # already trained for `epochs` epochs: nothing to do
+        w0, b0 = start.w, start.b
+        true_w = start.previous.true_w if true_w is None else true_w
+        true_b = start.previous.true_b if true_b is None else true_b
+        config["resumed_at_epochs"] = [*start.previous.config.get("resumed_at_epochs", []), start.start_epoch]
+    if check_stability:
+        warn_if_unstable(X_host, lr, loss=loss_fn.name, fit_intercept=bool(fit_intercept), stacklevel=2)
     with be.context():
         X_dev, y_dev = be.asarray(X_host), be.asarray(y_host)
-        initial_loss = _initial_loss(be, loss_fn, w0, b0, X_dev, y_dev)
+        if start is None:
+            initial_loss = _initial_loss(be, loss_fn, w0, b0, X_dev, y_dev)
+        else:
+            initial_loss = start.previous.initial_loss
         run = train(
             be, X_dev, y_dev, w0, b0,
             loss=loss_fn, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
             shuffle=shuffle, grad=grad, fit_intercept=fit_intercept, on_epoch=on_epoch,
+            start_epoch=0 if start is None else start.start_epoch,
         )  # fmt: skip
+    losses, epoch_times = run.losses, run.epoch_times
+    if start is not None:  # the history so far, then this run's epochs
+        losses = [*start.previous.losses, *losses]
+        epoch_times = [*start.previous.epoch_times, *epoch_times]
 
     info = be.info()
     result = FitResult(
         w=run.w.astype(be.np_dtype),
         b=float(run.b[0]),
-        losses=np.asarray(run.losses, dtype=np.float64),
+        losses=np.asarray(losses, dtype=np.float64),
         initial_loss=initial_loss,
-        epoch_times=np.asarray(run.epoch_times, dtype=np.float64),
+        epoch_times=np.asarray(epoch_times, dtype=np.float64),
         backend=info.name,
         backend_version=info.version,
         device=info.device,
@@ -164,6 +206,14 @@ def fit(
         diverged_at=None if run.divergence is None else (run.divergence.epoch, run.divergence.step),
         interrupted=run.interrupted,
     )
+    if run.interrupted:
+        warnings.warn(
+            f"Training was interrupted (Ctrl-C) after {result.epochs_completed} of {epochs} epochs; "
+            "the result holds the last completed epoch. Save it with result.save(path) and "
+            "continue with fit(..., resume=path).",
+            TrainingInterruptedWarning,
+            stacklevel=2,
+        )
     if run.divergence is not None and on_divergence == "raise":
         raise DivergenceError(
             f"Training diverged on the {info.name} backend: a non-finite loss or parameter "

@@ -50,3 +50,23 @@ class DivergenceError(FloatingPointError, PolylinError):
         self.last_finite_w = last_finite_w
         self.last_finite_b = last_finite_b
         self.result = result
+
+
+class CheckpointError(ValueError, PolylinError):
+    """A checkpoint that cannot be read, or that cannot resume the requested fit."""
+
+
+class StabilityWarning(UserWarning):
+    """The learning rate is above the gradient-descent stability bound ``2/λ_max``.
+
+    See :func:`polylin.stability.stability_bound` for what the bound does and
+    does not promise for minibatch SGD.
+    """
+
+
+class DataConversionWarning(UserWarning):
+    """Integer, boolean or object data was converted to the floating-point training dtype."""
+
+
+class TrainingInterruptedWarning(UserWarning):
+    """Ctrl-C stopped :func:`polylin.fit`; the result holds the last completed epoch."""

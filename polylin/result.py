@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,13 +76,38 @@ class FitResult:
             return None
         return float(self.true_b) - float(self.b)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """``X w + b`` for NumPy-convertible ``X`` of shape ``(n, d)``."""
-        X = np.asarray(X, dtype=self.w.dtype)
-        if X.ndim != 2 or X.shape[1] != self.w.shape[0]:
-            raise ValueError(f"X has shape {X.shape}; this model expects (n, {self.w.shape[0]}).")
-        prediction: np.ndarray = X @ self.w + self.w.dtype.type(self.b)
-        return prediction
+    def predict(self, X: Any, *, backend: str | None = None, device: str | None = None) -> np.ndarray:
+        """``X w + b`` for ``X`` of shape ``(n, d)``, as a NumPy array.
+
+        With ``backend=None`` the product is computed with NumPy. Naming a
+        backend (``"jax"``, ``"torch"``, ...) computes it there, in this
+        result's dtype and on ``device``, whichever backend trained the model;
+        ``X`` may then also be that backend's own array.
+        """
+        if backend is None:
+            X = np.asarray(X, dtype=self.w.dtype)
+            self._check_features(X.shape)
+            prediction: np.ndarray = X @ self.w + self.w.dtype.type(self.b)
+            return prediction
+        from polylin.backends import get_backend
+        from polylin.objective import predict as linear_predict
+
+        be = get_backend(backend, dtype=self.dtype, device=device)
+        X_host = np.asarray(be.to_numpy(X) if be.owns(X) else X)
+        self._check_features(X_host.shape)
+        with be.context():
+            params = be.parameters(self.w, np.array([self.b]), trainable=False)
+            return np.asarray(be.to_numpy(linear_predict(be.xp, params, be.asarray(X_host))))
+
+    def _check_features(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2 or shape[1] != self.w.shape[0]:
+            raise ValueError(f"X has shape {shape}; this model expects (n, {self.w.shape[0]}).")
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this result to ``path`` (a ``.npz`` file; see :func:`polylin.checkpoint.save`)."""
+        from polylin.checkpoint import save
+
+        return save(self, path)
 
     def summary(self) -> str:
         """The book's closing lines: the error in estimating w and b."""

@@ -81,9 +81,16 @@ def _all_finite(*values: np.ndarray | float) -> bool:
     return all(bool(np.all(np.isfinite(v))) for v in values)
 
 
+#: Locating a divergence evaluates the full-data loss after every step of the diverged epoch
+#: while that costs at most this many (example × feature) products, else after every k-th
+#: step, k chosen to keep within it, and then bisects the one stretch of k steps.
+DIVERGENCE_SCAN_BUDGET = 1 << 27
+
+
 def _locate_divergence(
     backend: Backend,
     step: StepFn,
+    evaluate: Callable[[Params, Array, Array], float],
     X: Array,
     y: Array,
     start: tuple[np.ndarray, np.ndarray],
@@ -91,14 +98,48 @@ def _locate_divergence(
     layout: BatchLayout,
     trainable: bool,
 ) -> int:
-    """Replay a diverged epoch one step at a time to find its first non-finite step."""
+    """Replay a diverged epoch to find its first step after which a parameter or the
+    full-data loss is non-finite (1-based).
+
+    The replay starts from the epoch's first parameters and takes the same steps.
+    The result is exact when every step can be checked (see
+    :data:`DIVERGENCE_SCAN_BUDGET`); otherwise it is exact as long as the loss,
+    once non-finite, stays so within a stretch of k steps.
+    """
     single_step = backend.compile(step, donate_params=True)
-    params = backend.parameters(*start, trainable=trainable)
-    for count, (lo, hi) in enumerate(batch_bounds(layout.n_examples, layout.batch_size), start=1):
-        params = single_step(params, X, y, order[lo:hi])
-        if not _all_finite(*_host_copy(backend, params)):
-            return count
-    return layout.steps_per_epoch
+    bounds = list(batch_bounds(layout.n_examples, layout.batch_size))
+    evaluation_cost = max(1, layout.n_examples * int(X.shape[1]))
+    stride = max(1, -(-len(bounds) * evaluation_cost // DIVERGENCE_SCAN_BUDGET))
+
+    def advance(
+        host: tuple[np.ndarray, np.ndarray], first: int, last: int, check_every: int
+    ) -> tuple[int | None, int, tuple[np.ndarray, np.ndarray]]:
+        """Steps ``first..last``; returns (first bad step or None, last good step, its host params)."""
+        params = backend.parameters(*host, trainable=trainable)
+        good_step, good = first - 1, host
+        for count in range(first, last + 1):
+            lo, hi = bounds[count - 1]
+            params = single_step(params, X, y, order[lo:hi])
+            current = _host_copy(backend, params)
+            if not _all_finite(*current):
+                return count, good_step, good
+            if count % check_every == 0 or count == last:
+                if not _all_finite(evaluate(params, X, y)):
+                    return count, good_step, good
+                good_step, good = count, current
+        return None, good_step, good
+
+    bad, good_step, good = advance(start, 1, len(bounds), stride)
+    if bad is None:  # the replay stayed finite (a compiled epoch can round differently)
+        return len(bounds)
+    while bad - good_step > 1:  # bisect the stretch (good_step, bad]
+        middle = (good_step + bad) // 2
+        found, reached, params_there = advance(good, good_step + 1, middle, middle)
+        if found is None:
+            good_step, good = reached, params_there
+        else:
+            bad = found
+    return bad
 
 
 def train(
@@ -130,7 +171,9 @@ def train(
     gradient = gradient_function(backend, objective, grad)
     step = make_sgd_step(backend, gradient, lr, fit_intercept)
     layout = BatchLayout(int(X.shape[0]), batch_size)
-    run_epoch = backend.epoch_runner(step, X, y, layout)
+    run_epoch = backend.epoch_runner(
+        step, X, y, layout, cache_key=("sgd", loss.name, grad, lr, fit_intercept)
+    )
     evaluate = backend.evaluator(objective)
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
@@ -146,7 +189,9 @@ def train(
             value = evaluate(params, X, y)
             w, b = _host_copy(backend, params)
             if not _all_finite(value, w, b):
-                where = _locate_divergence(backend, step, X, y, (run.w, run.b), order, layout, trainable)
+                where = _locate_divergence(
+                    backend, step, evaluate, X, y, (run.w, run.b), order, layout, trainable
+                )
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
             run.w, run.b = w, b

@@ -18,8 +18,16 @@ _CHUNK_ROWS = 1 << 16
 
 
 def framework_of(x: object) -> str:
-    """The top-level module of an array's type (``'numpy'``, ``'torch'``, ...)."""
-    return type(x).__module__.split(".")[0]
+    """The framework an array's type comes from (``'numpy'``, ``'torch'``, ``'jax'``, ...)."""
+    top = type(x).__module__.split(".")[0]
+    return "jax" if top == "jaxlib" else top
+
+
+def check_seed(seed: object) -> int:
+    """A seed is a whole number >= 0 (NumPy's ``SeedSequence`` takes no negative entropy)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a whole number >= 0, e.g. seed=0.")
+    return int(seed)
 
 
 def check_positive_int(name: str, value: object, hint: str) -> int:
@@ -46,80 +54,153 @@ def _host_array(name: str, value: Any, backend: Any) -> np.ndarray:
         return np.asarray(backend.to_numpy(value))
     if framework in _FRAMEWORK_MODULES:
         raise TypeError(
-            f"{name} is a {type(value).__module__}.{type(value).__name__}, but backend="
-            f"{backend.name!r} takes NumPy arrays or its own arrays. Convert {name} to NumPy, "
-            f"or choose the backend that owns it."
+            f"{name} is a {framework} array ({_type_name(value)}), but "
+            f"backend={backend.name!r} takes NumPy arrays or its own arrays. Convert {name} to NumPy, "
+            f"or pass backend={framework!r}."
         )
     try:
         array = np.asarray(value)
     except Exception as exc:
-        raise TypeError(f"{name} cannot be converted to an array: {exc}") from exc
+        raise TypeError(
+            f"{name} cannot be converted to an array ({exc}); pass a NumPy array of real numbers."
+        ) from exc
     return array
 
 
+# Integers up to 2**(mantissa bits + 1) are exactly representable in each training dtype.
+_EXACT_INTEGER_LIMIT = {"float32": 2**24, "float64": 2**53}
+
+
 def _check_numeric(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Floating-point data passes; integer, boolean and numeric object data are converted
+    with a :class:`~polylin.errors.DataConversionWarning`; anything else is refused."""
     kind = array.dtype.kind
     if kind == "f":
         return array
-    if kind in "iu":
-        warnings.warn(
-            f"{name} has integer dtype {array.dtype}; polylin converts it to {dtype.name} "
-            f"(pass {name}.astype('{dtype.name}') to silence this warning).",
-            UserWarning,
-            stacklevel=4,
+    if kind == "c":
+        raise TypeError(
+            f"{name} has complex dtype {array.dtype}; polylin fits real numbers. "
+            f"Pass {name}.real (or abs({name})) if that is what you mean."
         )
+    if kind == "O":
+        try:
+            converted = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} has dtype object and holds a value that is not a number ({exc}); "
+                f"pass real numbers (float32 or float64)."
+            ) from None
+        _warn_conversion(name, array.dtype, dtype, exact=True)
+        return converted
+    if kind in "iub":
+        exact = True
+        if kind in "iu" and array.size:
+            limit = _EXACT_INTEGER_LIMIT[dtype.name]
+            exact = bool(np.abs(array.astype(np.float64)).max() <= limit)
+        _warn_conversion(name, array.dtype, dtype, exact=exact)
         return array.astype(dtype)
     raise TypeError(
         f"{name} has dtype {array.dtype}, which is not numeric data polylin can train on; "
-        f"pass real numbers (float32 or float64)."
+        f"pass real numbers (float32 or float64), e.g. {name}.astype('float32')."
     )
 
 
-def _check_finite(name: str, array: np.ndarray) -> None:
-    for start in range(0, array.shape[0], _CHUNK_ROWS):
-        chunk = array[start : start + _CHUNK_ROWS]
-        if not np.isfinite(chunk).all():
-            bad = np.argwhere(~np.isfinite(chunk))[0]
-            position = tuple(int(i) + (start if k == 0 else 0) for k, i in enumerate(bad))
-            raise ValueError(
-                f"{name} contains a non-finite value ({chunk[tuple(bad)]!r} at index "
-                f"{position if len(position) > 1 else position[0]}); remove or impute NaN and inf "
-                "before fitting."
-            )
+def _warn_conversion(name: str, source: np.dtype, dtype: np.dtype, *, exact: bool) -> None:
+    from polylin.errors import DataConversionWarning
+
+    precision = (
+        ""
+        if exact
+        else f" Some of its values are too large to be represented exactly in {dtype.name}; "
+        "pass dtype='float64' to keep more digits."
+    )
+    warnings.warn(
+        f"{name} has dtype {source}; polylin converts it to {dtype.name}.{precision} "
+        f"Pass {name}.astype('{dtype.name}') to silence this warning.",
+        DataConversionWarning,
+        stacklevel=5,
+    )
+
+
+def _check_values(name: str, array: np.ndarray, dtype: np.dtype) -> None:
+    """Every value is finite and fits the training dtype (checked in chunks of rows)."""
+    largest = float(np.finfo(dtype).max)
+    # Only data in a wider float type than the training dtype can hold values beyond its range.
+    check_range = array.dtype.kind == "f" and float(np.finfo(array.dtype).max) > largest
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, array.shape[0], _CHUNK_ROWS):
+            chunk = array[start : start + _CHUNK_ROWS]
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                bad = np.argwhere(~finite)[0]
+                raise ValueError(
+                    f"{name} contains a non-finite value ({float(chunk[tuple(bad)])} at index "
+                    f"{_position(bad, start)}); remove or impute NaN and inf before fitting."
+                )
+            if not check_range or not chunk.size:
+                continue
+            magnitude = np.abs(chunk)
+            if float(magnitude.max()) > largest:
+                bad = np.argwhere(magnitude > largest)[0]
+                raise ValueError(
+                    f"{name} holds {float(chunk[tuple(bad)]):.4g} (at index {_position(bad, start)}), beyond the "
+                    f"largest {dtype.name} ({largest:.4g}); pass dtype='float64', or rescale {name}."
+                )
+
+
+def _type_name(x: object) -> str:
+    return f"{type(x).__module__}.{type(x).__name__}"
+
+
+def _position(index: np.ndarray, row_offset: int) -> object:
+    position = tuple(int(i) + (row_offset if k == 0 else 0) for k, i in enumerate(index))
+    return position if len(position) > 1 else position[0]
 
 
 def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``X`` and ``y`` and return them as host arrays: ``X (n, d)``, ``y (n,)``.
 
-    ``y`` may have shape ``(n,)`` or ``(n, 1)``; both mean the same thing.
+    ``y`` may have shape ``(n,)`` or ``(n, 1)``; both mean the same thing. The
+    arrays returned may share memory with the caller's: nothing writes to them.
     """
     if X is None or y is None:
-        raise ValueError("Pass both X and y, or neither (to train on the book's synthetic data).")
+        missing = "X" if X is None else "y"
+        raise ValueError(
+            f"{missing} is missing: pass both X and y, or neither (to train on the book's synthetic data)."
+        )
     fx, fy = framework_of(X), framework_of(y)
     if fx != fy and {fx, fy} & set(_FRAMEWORK_MODULES):
-        raise TypeError(f"X is a {fx} array but y is a {fy} array; pass both from the same framework.")
+        raise TypeError(
+            f"X comes from {fx} ({_type_name(X)}) but y from {fy} ({_type_name(y)}); pass both "
+            "from the same framework, or both as NumPy arrays."
+        )
     X_host = _host_array("X", X, backend)
     y_host = _host_array("y", y, backend)
     if X_host.ndim != 2:
+        hint = "For a single feature use X.reshape(-1, 1)." if X_host.ndim < 2 else "Flatten the features."
         raise ValueError(
-            f"X must be 2-D with shape (n_examples, n_features); got shape {X_host.shape}. "
-            "For a single feature use X.reshape(-1, 1)."
+            f"X must be 2-D with shape (n_examples, n_features); got shape {X_host.shape}. {hint}"
         )
     n, d = X_host.shape
     if n == 0 or d == 0:
-        raise ValueError(f"X has shape {X_host.shape}; it needs at least one example and one feature.")
+        raise ValueError(
+            f"X has shape {X_host.shape}, with no {'examples' if n == 0 else 'features'}; "
+            "pass at least one example (row) and one feature (column)."
+        )
     if y_host.ndim == 2 and y_host.shape[1] == 1:
         y_host = y_host.reshape(-1)
     if y_host.ndim != 1:
         raise ValueError(
-            f"y must have shape (n,) or (n, 1); got shape {y_host.shape}. polylin fits one target."
+            f"y must have shape (n,) or (n, 1); got shape {y_host.shape}. polylin fits one target: "
+            "pass one column of y at a time."
         )
     if y_host.shape[0] != n:
         raise ValueError(
-            f"y has {y_host.shape[0]} values but X has {n} rows; they must describe the same examples."
+            f"y has {y_host.shape[0]} values but X has {n} rows; they must describe the same examples "
+            "(one target per row of X)."
         )
     X_host = _check_numeric("X", X_host, backend.np_dtype)
     y_host = _check_numeric("y", y_host, backend.np_dtype)
-    _check_finite("X", X_host)
-    _check_finite("y", y_host)
+    _check_values("X", X_host, backend.np_dtype)
+    _check_values("y", y_host, backend.np_dtype)
     return X_host, y_host

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,6 +28,19 @@ GradFn = Callable[[Params, Array, Array], Params]
 ValueAndGradFn = Callable[[Params, Array, Array], tuple[Array, Params]]
 StepFn = Callable[[Params, Array, Array, Array], Params]
 EpochFn = Callable[[Params, Array], Params]
+
+
+def namespace_with(namespace: Any, **fast_paths: Any) -> SimpleNamespace:
+    """A copy of an array namespace with some functions replaced by faster equivalents.
+
+    Backends use it to bind the few functions the training step calls on every
+    step directly to the framework's own kernels, skipping compatibility
+    wrappers; the replacements must have the Array API semantics of the
+    functions they replace for the arguments polylin passes.
+    """
+    members = {name: getattr(namespace, name) for name in dir(namespace) if not name.startswith("__")}
+    members.update(fast_paths)
+    return SimpleNamespace(**members)
 
 
 @dataclass(frozen=True)
@@ -181,11 +195,21 @@ class Backend(ABC):
         """Block until every pending computation producing ``tree`` has finished."""
 
     # -- running an epoch -------------------------------------------------------
-    def epoch_runner(self, step: StepFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
+    def epoch_runner(
+        self,
+        step: StepFn,
+        X: Array,
+        y: Array,
+        layout: BatchLayout,
+        *,
+        cache_key: Hashable | None = None,
+    ) -> EpochFn:
         """A function ``(params, order) -> params`` that runs one epoch of ``step``.
 
         ``order`` is this backend's index array of the epoch's example order;
         batch ``k`` is ``order[k*B : (k+1)*B]`` and the last one may be short.
+        Steps built with equal ``cache_key`` compute the same function, so a
+        compiling backend may reuse what it compiled for an earlier fit.
         """
         compiled = self.compile(step, donate_params=True)
         bounds = batch_bounds(layout.n_examples, layout.batch_size)
@@ -200,3 +224,16 @@ class Backend(ABC):
             return params
 
         return run_epoch
+
+    # -- second derivatives (the book's exercise on second derivatives) ---------
+    def hessian(self, objective: Any) -> Callable[[Params, Array, Array], Array]:
+        """A function ``(params, X, y) -> H``, the ``(d+1)×(d+1)`` Hessian of ``objective``.
+
+        Rows and columns are ordered ``w₁ … w_d, b``; ``H`` is one of this
+        backend's arrays, computed by the framework's own autodiff (the NumPy
+        backend derives it by hand). Backends that cannot do this raise.
+        """
+        raise NotImplementedError(
+            f"The {self.name} backend does not compute Hessians; use the numpy backend "
+            "(hand-derived) or jax / torch (their autodiff)."
+        )

@@ -7,11 +7,26 @@ library can run.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Array, Backend, Params, ValueAndGradFn
+from polylin.backends.base import Array, Backend, Params, ValueAndGradFn, namespace_with
+
+
+def _sum(x: Array, /, *, axis: int | None = None, keepdims: bool = False) -> Array:
+    # np.sum goes through two Python layers before reaching the ufunc; this is the ufunc.
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)
+
+
+@functools.cache
+def _fast_namespace() -> Any:
+    """array-api-compat's NumPy namespace, with the per-step calls bound straight to NumPy."""
+    import array_api_compat.numpy as compat
+
+    return namespace_with(compat, matmul=np.matmul, sum=_sum)
 
 
 class NumpyBackend(Backend):
@@ -21,9 +36,7 @@ class NumpyBackend(Backend):
     has_autodiff = False
 
     def __init__(self, dtype: object = "float32", device: object = None) -> None:
-        import array_api_compat.numpy as xp
-
-        self._xp = xp
+        self._xp = _fast_namespace()
         super().__init__(dtype, device)
 
     @property
@@ -33,6 +46,11 @@ class NumpyBackend(Backend):
     @property
     def xp(self) -> Any:
         return self._xp
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        # A diverging fit overflows; the training loop detects and reports that itself
+        # (DivergenceError), so NumPy's per-operation RuntimeWarnings are only noise.
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
     def asarray(self, host: np.ndarray) -> Array:
         return np.asarray(host, dtype=self.np_dtype)
@@ -70,3 +88,44 @@ class NumpyBackend(Backend):
         for param, grad in zip(params, grads, strict=True):
             param -= lr * grad
         return params
+
+    def hessian(self, objective: Any) -> Any:
+        """The hand-derived Hessian ``Aᵀ diag(l''(r)) A / m`` with ``A = [X 1]``.
+
+        The model is linear in ``(w, b)``, so only the loss's second derivative
+        ``l''`` enters: 1 for the squared loss (``H = AᵀA/m``, the ``XᵀX/n`` of
+        the normal equations), 0 for the absolute loss (its curvature is all at
+        ``r = 0``, where ``l''`` does not exist; 0 is reported there) and, for
+        Huber, 1 where ``|r| ≤ δ`` and 0 outside.
+        """
+        loss = getattr(objective, "loss", None)
+        second = _SECOND_DERIVATIVES.get(getattr(loss, "name", None))  # type: ignore[arg-type]
+        if second is None:
+            raise TypeError(
+                "The numpy backend derives Hessians by hand only for a polylin.objective.Objective "
+                f"with one of the losses {sorted(_SECOND_DERIVATIVES)}; got {objective!r}."
+            )
+
+        def hessian(params: Params, X: Array, y: Array) -> np.ndarray:
+            w, b = params
+            residual = X @ w + b - y
+            design = np.concatenate([X, np.ones((X.shape[0], 1), dtype=X.dtype)], axis=1)
+            curvature = second(residual).astype(X.dtype)
+            result: np.ndarray = (design.T * curvature) @ design / X.shape[0]
+            return result
+
+        return hessian
+
+
+def _huber_second_derivative(r: np.ndarray) -> np.ndarray:
+    from polylin.losses import HUBER_DELTA
+
+    return (np.abs(r) <= HUBER_DELTA).astype(r.dtype)
+
+
+#: ``l''(r)`` of each loss, as the numpy backend's Hessian uses it.
+_SECOND_DERIVATIVES = {
+    "squared": np.ones_like,
+    "absolute": np.zeros_like,
+    "huber": _huber_second_derivative,
+}

@@ -1,0 +1,431 @@
+"""Any Array API namespace: the hand-derived-gradient loop run on the caller's own arrays.
+
+array-api-compat gives every compliant library one namespace ``xp`` (NumPy,
+PyTorch, CuPy, JAX, dask, array-api-strict, ...). This backend runs the shared
+loop and :class:`~polylin.objective.Objective`'s hand-derived gradient on it,
+so the data never leaves its library or its device: "everything follows X".
+
+Which namespace
+    ``namespace=`` (a module, or its import name such as ``"array_api_strict"``
+    or ``"dask.array"``), else the namespace of ``like=`` (an array; the
+    device follows it too), else NumPy's. :func:`polylin.fit` passes
+    ``like=X`` itself when called with ``backend="array-api"`` or ``"auto"``.
+
+Devices
+    ``device=None`` is ``like``'s device, or the namespace's default one.
+    ``"cpu"``, ``"gpu"``/``"gpu:N"`` pick from the devices the namespace lists
+    (``__array_namespace_info__().devices()``), and so does a device's own name
+    (``"device1"`` on array-api-strict) or the device object itself.
+
+Lazy namespaces (dask)
+    A lazy library only records work: one SGD step per minibatch would grow a
+    task graph as long as the whole training run, and gathering ten random
+    rows per step from a chunked, possibly on-disk, array costs a pass over
+    many chunks each time. So for lazy arrays each epoch is cut into blocks of
+    consecutive minibatches of at most ``block_bytes`` of data (64 MiB by
+    default). A block's rows are gathered in one request (each chunk is read
+    at most once per block) and held in memory; its steps then run on slices
+    of it, and the parameters, ``d + 1`` numbers, are materialised after every
+    step so the graph never grows. The batches, their order and the
+    arithmetic are those of an eager run, so the result agrees with the NumPy
+    backend within the parity tolerance, while memory stays bounded by one
+    block whatever the size of ``X``. The full-data loss after each epoch is
+    one streaming reduction over the chunks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import warnings
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from polylin.backends.base import Array, Backend, DeviceSpec, EpochFn, Params, StepFn, ValueAndGradFn
+from polylin.batching import BatchLayout, batch_bounds
+from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
+from polylin.errors import DeviceNotAvailableError
+
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+_GPU_WORDS = ("cuda", "gpu", "rocm")
+
+
+def namespace_of(x: object) -> Any:
+    """The array-api-compat namespace of ``x``; ``TypeError`` if it has none."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(x)
+
+
+def has_namespace(x: object) -> bool:
+    """Whether array-api-compat recognises ``x`` as an array."""
+    try:
+        namespace_of(x)
+    except TypeError:
+        return False
+    return True
+
+
+def device_of(x: object) -> Any:
+    """The device ``x`` lives on (array-api-compat's ``device``)."""
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def device_label(device: object) -> str:
+    """A short readable name: ``'cpu'``, ``'cuda:0'``, ``'CPU_DEVICE'``, ``'device1'``."""
+    text = str(device)
+    quoted = re.search(r"'([^']*)'", text)
+    return quoted.group(1) if quoted else text
+
+
+def device_request(device: object) -> str | None:
+    """A native device as a polylin device string (``'cpu'`` or ``'gpu:N'``), if it is one."""
+    text = str(device).lower()
+    if "cpu" in text:
+        return "cpu"
+    match = re.search(r"(?:cuda|gpu|rocm)\D*(\d+)", text)
+    return f"gpu:{match.group(1)}" if match else None
+
+
+def namespace_label(xp: Any) -> str:
+    """``'numpy'``, ``'torch'``, ``'dask.array'``, ``'array_api_strict'``, ...: the library behind ``xp``."""
+    name = str(getattr(xp, "__name__", type(xp).__name__))
+    return name.removeprefix("array_api_compat.")
+
+
+def namespace_version(xp: Any) -> str:
+    """The version of the library behind ``xp``."""
+    top = namespace_label(xp).split(".")[0]
+    module = sys.modules.get(top)
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def load_namespace(namespace: object) -> Any:
+    """The compatible namespace for a module or an import name (``"dask.array"``)."""
+    module = namespace
+    if isinstance(namespace, str):
+        try:
+            module = importlib.import_module(namespace)
+        except ImportError as exc:
+            raise ValueError(
+                f"namespace={namespace!r} cannot be imported ({exc}); install it, or name an "
+                "Array API library that is installed (e.g. 'numpy', 'array_api_strict', 'dask.array')."
+            ) from exc
+    if not isinstance(module, ModuleType) or not hasattr(module, "asarray"):
+        raise ValueError(
+            f"namespace={namespace!r} is not an array library; pass a module such as "
+            "array_api_strict, or its name."
+        )
+    try:
+        return namespace_of(module.asarray(0.0))
+    except TypeError as exc:
+        raise ValueError(
+            f"namespace={namespace!r} is not a library array-api-compat recognises ({exc})."
+        ) from exc
+
+
+def to_namespace(value: Any, xp: Any, device: Any = None, dtype: Any = None) -> Array:
+    """``value`` (NumPy, or any array) as an array of ``xp`` on ``device``."""
+    host = value if isinstance(value, np.ndarray | np.generic | float | int) else host_array(value)
+    array = xp.asarray(host) if device is None else xp.asarray(host, device=device)
+    return array if dtype is None or array.dtype == dtype else xp.astype(array, dtype)
+
+
+def host_array(x: Any) -> np.ndarray:
+    """A NumPy copy or view of any array: through DLPack where the library offers it, else ``__array__``.
+
+    Arrays on a device the host cannot read (a GPU) are first copied to a CPU
+    device of their own namespace.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if has_namespace(x):
+        xp = namespace_of(x)
+        if device_request(device_of(x)) != "cpu":
+            cpu = _cpu_device(xp)
+            if cpu is not None:
+                x = xp.asarray(x, device=cpu)
+    try:
+        return np.from_dlpack(x)
+    except (AttributeError, TypeError, BufferError, RuntimeError, ValueError):
+        return np.asarray(x)
+
+
+def _cpu_device(xp: Any) -> Any:
+    return next((d for d in namespace_devices(xp) if "cpu" in str(d).lower()), None)
+
+
+def namespace_devices(xp: Any) -> list[Any]:
+    """The devices ``xp`` reports, or its default device when it reports none."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        try:
+            return list(info().devices())
+        except Exception:  # noqa: BLE001 - an incomplete inspection API: fall back to the default
+            pass
+    return [device_of(xp.asarray(0.0))]
+
+
+def _is_lazy(sample: Array) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_lazy_array(sample))
+
+
+class ArrayApiBackend(Backend):
+    """Hand-derived gradients on any Array API namespace, with functional updates.
+
+    Options (``backend_options`` of :func:`polylin.fit`): ``namespace`` (a
+    module or its import name), ``like`` (an array whose namespace and device
+    to use), ``lazy`` (``None``: array-api-compat decides; ``True`` forces the
+    blockwise path described in the module docstring) and ``block_bytes``
+    (how much data a lazy namespace holds in memory at once).
+    """
+
+    name = "array-api"
+    has_autodiff = False
+
+    def __init__(
+        self,
+        dtype: object = "float32",
+        device: object = None,
+        *,
+        namespace: object = None,
+        like: object = None,
+        lazy: bool | None = None,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+    ) -> None:
+        # The base constructor only understands "cpu"/"gpu:N"; this one also takes the
+        # namespace's own device names and objects, so it sets the same fields itself.
+        self.dtype = canonical_dtype(dtype)
+        self.np_dtype = SUPPORTED_DTYPES[self.dtype]
+        if namespace is not None:
+            self._xp = load_namespace(namespace)
+        elif like is not None:
+            if not has_namespace(like):
+                raise TypeError(
+                    f"like= is a {type(like).__module__}.{type(like).__name__}, which is not an array "
+                    "array-api-compat recognises; pass namespace= instead."
+                )
+            self._xp = namespace_of(like)
+        else:
+            self._xp = load_namespace("numpy")
+        self.xp_dtype = getattr(self._xp, self.dtype)
+        if isinstance(block_bytes, bool) or not isinstance(block_bytes, int) or block_bytes < 1:
+            raise ValueError(f"block_bytes={block_bytes!r} must be a whole number of bytes >= 1.")
+        self.block_bytes = block_bytes
+        self.device = self._choose_device(device, like)
+        request = device_request(self.device)
+        self.device_spec = DeviceSpec.parse(request or "cpu")
+        sample = self._xp.asarray(0.0, device=self.device)
+        self.lazy = bool(lazy) if lazy is not None else _is_lazy(sample)
+
+    # -- description --------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return f"{namespace_label(self._xp)} {namespace_version(self._xp)}"
+
+    @property
+    def xp(self) -> Any:
+        return self._xp
+
+    @property
+    def device_name(self) -> str:
+        return device_label(self.device)
+
+    def devices(self) -> list[Any]:
+        """The devices the namespace reports."""
+        return namespace_devices(self._xp)
+
+    def _choose_device(self, device: object, like: object) -> Any:
+        devices = self.devices()
+        if device is None:
+            return device_of(like) if like is not None else device_of(self._xp.asarray(0.0))
+        if isinstance(device, str):
+            return self._named_device(device, devices)
+        if devices and not any(device == d for d in devices):
+            raise DeviceNotAvailableError(
+                f"device={device!r} is not one of the devices {namespace_label(self._xp)} reports: "
+                f"{[device_label(d) for d in devices]}."
+            )
+        return device
+
+    def _named_device(self, name: str, devices: list[Any]) -> Any:
+        for candidate in devices:
+            if name in (str(candidate), device_label(candidate)):
+                return candidate
+        try:
+            spec: DeviceSpec | None = DeviceSpec.parse(name)
+        except ValueError:
+            spec = None
+        if spec is not None:
+            if spec.kind == "cpu":
+                matching = [d for d in devices if "cpu" in str(d).lower()]
+            else:
+                matching = [d for d in devices if any(word in str(d).lower() for word in _GPU_WORDS)]
+            if spec.index < len(matching):
+                return matching[spec.index]
+        raise DeviceNotAvailableError(
+            f"device={name!r} is not available to the array-api backend on {namespace_label(self._xp)}, "
+            f"which sees {[device_label(d) for d in devices]}. Use one of those names, 'cpu', or "
+            "'gpu:N' for the N-th GPU it lists."
+        )
+
+    # -- arrays ---------------------------------------------------------------
+    def asarray(self, host: Any) -> Array:
+        """An array of the namespace in the fit's dtype on its device; arrays of the
+        namespace itself are cast and moved without a trip through the host."""
+        xp = self._xp
+        if self.owns(host):
+            x = host if host.dtype == self.xp_dtype else xp.astype(host, self.xp_dtype)
+            return x if device_of(x) == self.device else xp.asarray(x, device=self.device)
+        return xp.asarray(np.asarray(host, dtype=self.np_dtype), device=self.device)
+
+    def index_array(self, host: np.ndarray) -> Array:
+        return self._xp.asarray(np.asarray(host, dtype=np.int64), device=self.device)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return host_array(x)
+
+    def owns(self, x: object) -> bool:
+        return has_namespace(x) and namespace_of(x) is self._xp
+
+    # -- differentiation and the update -------------------------------------------
+    def value_and_grad(self, objective: Any) -> ValueAndGradFn:
+        hand_derived = getattr(objective, "value_and_gradient", None)
+        if hand_derived is None:
+            raise TypeError(
+                "The array-api backend has no autodiff: it needs an objective with a "
+                "hand-derived gradient (a polylin.objective.Objective)."
+            )
+        return hand_derived  # type: ignore[no-any-return]
+
+    def grad(self, objective: Any) -> Any:
+        self.value_and_grad(objective)  # same check and message
+        return objective.gradient
+
+    def update(self, params: Params, grads: Params, lr: float) -> Params:
+        # Functional: not every namespace has in-place operations (JAX, dask).
+        return tuple(p - lr * g for p, g in zip(params, grads, strict=True))  # type: ignore[return-value]
+
+    # -- running an epoch -----------------------------------------------------------
+    def block_rows(self, layout: BatchLayout, n_features: int) -> int:
+        """Rows gathered at once on a lazy namespace: whole batches, about ``block_bytes`` of data."""
+        per_row = max(1, n_features) * self.np_dtype.itemsize
+        batches = max(1, self.block_bytes // (per_row * layout.batch_size))
+        return batches * layout.batch_size
+
+    def epoch_runner(self, step: StepFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
+        if not self.lazy:
+            return super().epoch_runner(step, X, y, layout)
+        xp = self._xp
+        rows = self.block_rows(layout, int(X.shape[1]))
+        blocks = batch_bounds(layout.n_examples, rows)
+        n_features = int(X.shape[1])
+
+        def materialise(params: Params) -> Params:
+            # One request for both parameters: computing w and b apart would evaluate
+            # the step's shared graph twice.
+            flat = host_array(xp.concat((params[0], params[1])))
+            return self.asarray(flat[:n_features]), self.asarray(flat[n_features:])
+
+        def run_epoch(params: Params, order: Array) -> Params:
+            for lo, hi in blocks:
+                idx = order[lo:hi]
+                X_block = self.asarray(host_array(self.take(X, idx)))
+                y_block = self.asarray(host_array(self.take(y, idx)))
+                local = self.index_array(np.arange(hi - lo))
+                for start, stop in batch_bounds(hi - lo, layout.batch_size):
+                    params = materialise(step(params, X_block, y_block, local[start:stop]))
+            return params
+
+        return run_epoch
+
+    # -- data -------------------------------------------------------------------
+    def training_arrays(self, X: Any, y: Any) -> tuple[Array, Array]:
+        """Validate ``X`` and ``y`` and return them as arrays of the namespace.
+
+        Arrays of the namespace itself are checked where they are, with the
+        namespace's own operations (one streaming pass for the finiteness
+        check on dask) and never copied to the host. Anything else goes
+        through polylin's host validation first.
+        """
+        if X is None or y is None:
+            raise ValueError("Pass both X and y, or neither (to train on the book's synthetic data).")
+        if not self.owns(X):
+            from polylin.validation import host_training_data
+
+            X_host, y_host = host_training_data(X, y, self)
+            return self.asarray(X_host), self.asarray(y_host)
+        xp = self._xp
+        if not self.owns(y):
+            if has_namespace(y) and not isinstance(y, np.ndarray):
+                raise TypeError(
+                    f"X is a {namespace_label(xp)} array but y is a {namespace_label(namespace_of(y))} "
+                    "array; pass both from the same library."
+                )
+            y = xp.asarray(np.asarray(y), device=device_of(X))
+        if X.ndim != 2:
+            raise ValueError(
+                f"X must be 2-D with shape (n_examples, n_features); got shape {tuple(X.shape)}. "
+                "For a single feature use X.reshape(-1, 1)."
+            )
+        n, d = X.shape
+        if n is None or d is None or n != n or d != d:  # unknown sizes are None or NaN
+            raise ValueError(
+                f"X has shape {tuple(X.shape)}, with sizes the library does not know yet; make them "
+                "known first (for dask: X.compute_chunk_sizes())."
+            )
+        if n == 0 or d == 0:
+            raise ValueError(f"X has shape {tuple(X.shape)}; it needs at least one example and one feature.")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = xp.reshape(y, (-1,))
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must have shape (n,) or (n, 1); got shape {tuple(y.shape)}. polylin fits one target."
+            )
+        if y.shape[0] != n:
+            raise ValueError(
+                f"y has {y.shape[0]} values but X has {n} rows; they must describe the same examples."
+            )
+        X = self.asarray(self._numeric("X", X))
+        y = self.asarray(self._numeric("y", y))
+        self._check_finite("X", X)
+        self._check_finite("y", y)
+        return X, y
+
+    def _numeric(self, name: str, x: Array) -> Array:
+        xp = self._xp
+        if xp.isdtype(x.dtype, "real floating"):
+            return x
+        if xp.isdtype(x.dtype, "integral"):
+            warnings.warn(
+                f"{name} has integer dtype {x.dtype}; polylin converts it to {self.dtype} "
+                f"(convert {name} to {self.dtype} yourself to silence this warning).",
+                UserWarning,
+                stacklevel=4,
+            )
+            return x
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, which is not numeric data polylin can train on; "
+            "pass real numbers (float32 or float64)."
+        )
+
+    def _check_finite(self, name: str, x: Array) -> None:
+        xp = self._xp
+        finite = xp.isfinite(x)
+        if bool(xp.all(finite)):
+            return
+        flat = xp.reshape(finite, (-1,))
+        first = int(host_array(xp.argmin(xp.astype(flat, xp.int8))))
+        position = first if x.ndim == 1 else divmod(first, int(x.shape[1]))
+        value = host_array(xp.reshape(x, (-1,))[first : first + 1])[0]
+        raise ValueError(
+            f"{name} contains a non-finite value ({value!r} at index {position}); remove or impute "
+            "NaN and inf before fitting."
+        )
