@@ -27,6 +27,26 @@ from polylin.errors import (
 from polylin.losses import LOSSES
 from polylin.result import FitResult
 
+#: Sub-modules loaded on first use, so that ``import polylin`` does not import matplotlib.
+_LAZY_SUBMODULES = ("experiments", "plot")
+
+
+#: Public names loaded on first use, so that ``import polylin`` does not import scikit-learn or matplotlib.
+_LAZY_ATTRIBUTES = {"SGDLinearRegressor": "polylin.estimator", "compare": "polylin.report"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"polylin.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'polylin' has no attribute {name!r}")
+
+
 __all__ = [
     "BOOK_TRUE_B",
     "BOOK_TRUE_W",

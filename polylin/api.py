@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends import backend_class
+from polylin.backends import backend_class, resolve_backend
+from polylin.backends.array_api_backend import ArrayApiBackend
+from polylin.checkpoint import data_fingerprint, resume_point
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
 from polylin.dtypes import canonical_dtype
-from polylin.checkpoint import data_fingerprint, resume_point
 from polylin.errors import DivergenceError, TrainingInterruptedWarning
 from polylin.losses import get_loss
 from polylin.randomness import INIT_SCHEMES, initial_parameters
@@ -66,7 +67,10 @@ def fit(
         as NumPy arrays (or anything NumPy converts) or the chosen backend's own arrays.
         They are never modified.
     backend:
-        ``"numpy"``, ``"jax"``, ``"torch"`` or ``"mxnet"``.
+        ``"numpy"``, ``"jax"``, ``"torch"``, ``"mxnet"``; ``"array-api"``, the
+        hand-derived loop on X's own Array API namespace and device (dask,
+        array-api-strict, CuPy, ...); or ``"auto"``, the backend X belongs to
+        (see :func:`polylin.backends.backend_for`).
     lr, batch_size, epochs:
         Learning rate, examples per minibatch (``1 ≤ batch_size ≤ n``; the last
         batch of an epoch may be shorter) and passes over the data.
@@ -107,11 +111,14 @@ def fit(
         Warn (:class:`~polylin.errors.StabilityWarning`) before training when ``lr`` is
         above ``2/λ_max``, the full-batch gradient-descent bound (see :mod:`polylin.stability`).
 
+    Notes
+    -----
     A Ctrl-C during training stops it after the last completed epoch: the
     result has ``interrupted=True`` (and a
     :class:`~polylin.errors.TrainingInterruptedWarning` says so); save it with
     ``result.save(path)`` and continue with ``fit(..., resume=path)``.
     """
+    backend, backend_options = resolve_backend(backend, X, backend_options)
     cls = backend_class(backend) if isinstance(backend, str) else _unknown_backend(backend)
     lr = check_learning_rate(lr)
     batch_size = check_positive_int("batch_size", batch_size, "the book uses batch_size=10")
@@ -136,6 +143,8 @@ def fit(
         true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
         true_b = (BOOK_TRUE_B if fit_intercept else 0.0) if true_b is None else true_b
         X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
+    elif isinstance(be, ArrayApiBackend):  # validated in X's own namespace: a dask X stays lazy
+        X_host, y_host = be.training_arrays(X, y)
     else:
         X_host, y_host = host_training_data(X, y, be)
     n, d = X_host.shape
@@ -145,7 +154,10 @@ def fit(
             f"(batch_size={n} is full-batch gradient descent)."
         )
     if true_w is not None and np.asarray(true_w).shape != (d,):
-        raise ValueError(f"true_w has shape {np.asarray(true_w).shape}; X has {d} features.")
+        raise ValueError(
+            f"true_w has shape {np.asarray(true_w).shape}; X has {d} features: pass one true weight per "
+            "feature, or leave true_w out."
+        )
 
     w0, b0 = initial_parameters(seed, d, init)
     config = {

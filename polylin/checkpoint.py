@@ -110,7 +110,10 @@ def _arrays(result: FitResult) -> dict[str, np.ndarray]:
     try:
         text = json.dumps(metadata, allow_nan=False, default=_json_value, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"This result cannot be saved: its configuration is not plain data ({exc}).")
+        raise CheckpointError(
+            f"This result cannot be saved: its configuration is not plain data ({exc}); "
+            "keep only numbers, strings, booleans, lists and dicts in result.config."
+        ) from exc
     arrays = {
         "w": np.asarray(result.w),
         "b": np.asarray([result.b], dtype=np.float64),

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 FORMATS = (".png", ".svg")
 #: One colour per feature column / backend, in order (matplotlib's default cycle).
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-BACKEND_COLOURS = {"numpy": "#1f77b4", "jax": "#2ca02c", "torch": "#d62728", "mxnet": "#9467bd"}
+BACKEND_COLOURS = {
+    "numpy": "#1f77b4",
+    "jax": "#2ca02c",
+    "torch": "#d62728",
+    "mxnet": "#9467bd",
+    "array-api": "#ff7f0e",
+}
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -74,7 +80,7 @@ def _check_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def data(X: Any, y: Any, *, w: Sequence[float] | None = None, max_points: int = 2000) -> Figure:
+def data(X: Any, y: Any, *, w: Sequence[float] | np.ndarray | None = None, max_points: int = 2000) -> Figure:
     """Each feature column against ``y``, each in its own colour, with its marginal slope.
 
     The first panel overlays all the columns (what a reader of the chapter
@@ -110,15 +116,22 @@ def data(X: Any, y: Any, *, w: Sequence[float] | None = None, max_points: int = 
         if w is not None:
             text += f"\nw{j + 1} = {float(w[j]):.2f}"
         text += f"\nspread around line: sd {spread:.2f}"
-        ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=8,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})  # fmt: skip
+        ax.text(
+            0.03,
+            0.97,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+        )
         ax.set_title(f"column x{j + 1}", color=COLOURS[j])
         ax.set_xlabel(f"x{j + 1}")
     fig.suptitle("Each feature against y: the spread comes from the other columns")
     return fig
 
 
-def plane(X: Any, y: Any, w: Sequence[float], b: float, *, max_points: int = 1000) -> Figure:
+def plane(X: Any, y: Any, w: Sequence[float] | np.ndarray, b: float, *, max_points: int = 1000) -> Figure:
     """The data in 3-D, ``(x₁, x₂, y)``, with the fitted plane ``y = w₁x₁ + w₂x₂ + b``."""
     X, y = _check_xy(X, y)
     if X.shape[1] != 2:
@@ -135,11 +148,14 @@ def plane(X: Any, y: Any, w: Sequence[float], b: float, *, max_points: int = 100
     ax.plot_wireframe(g1, g2, w[0] * g1 + w[1] * g2 + float(b), color=COLOURS[2], linewidth=0.4, alpha=0.6)
     above = residual[shown] >= 0
     ax.scatter(X[shown][above, 0], X[shown][above, 1], y[shown][above], s=4, color=COLOURS[0], label="above")
-    ax.scatter(X[shown][~above, 0], X[shown][~above, 1], y[shown][~above], s=4, color=COLOURS[1], label="below")
+    ax.scatter(
+        X[shown][~above, 0], X[shown][~above, 1], y[shown][~above], s=4, color=COLOURS[1], label="below"
+    )
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_zlabel("y")
-    ax.view_init(elev=18, azim=-58)
+    # Look from a quarter turn off the direction of steepest ascent: both the tilt and the surface show.
+    ax.view_init(elev=25, azim=float(np.degrees(np.arctan2(w[1], w[0]))) - 90)
     ax.legend(loc="upper left", title="points above / below the plane", fontsize=8, title_fontsize=8)
     ax.set_title(
         f"fitted plane y = {w[0]:.3f}·x1 {w[1]:+.3f}·x2 {float(b):+.3f}\n"
@@ -176,20 +192,37 @@ def loss_curves(results: Any, *, title: str | None = None, log: bool = True) -> 
     fig = _new_figure(6.4, 4.0)
     ax = fig.subplots()
     for k, (label, result) in enumerate(labelled):
-        colour = BACKEND_COLOURS.get(label, COLOURS[k % len(COLOURS)])
+        colour = BACKEND_COLOURS.get(label, COLOURS[(k + 5) % len(COLOURS)])
         values = np.concatenate([[result.initial_loss], result.losses])
         epochs = np.arange(len(values))
-        style = {"linestyle": ("-", "--", ":", "-.")[k % 4], "marker": "o", "markersize": 3}
+        # Earlier curves thicker, so that identical curves (parity!) stay visible underneath.
+        layer = len(labelled) - 1 - k
+        style: dict[str, Any] = {
+            "linestyle": ("-", "--", ":", "-.")[k % 4],
+            "linewidth": 1.2 + 1.1 * layer,
+            "marker": "o",
+            "markersize": 3 + 1.5 * layer,
+        }
         ax.plot(epochs, values, color=colour, label=f"{label}: final {result.final_loss:.3g}", **style)
         if result.diverged_at is not None:
             ax.plot([result.diverged_at[0]], [values[-1]], marker="x", markersize=10, color=colour)
-            ax.annotate(f"diverged in epoch {result.diverged_at[0]}", (result.diverged_at[0], values[-1]),
-                        textcoords="offset points", xytext=(5, 5), fontsize=8, color=colour)  # fmt: skip
+            ax.annotate(
+                f"diverged in epoch {result.diverged_at[0]}",
+                (result.diverged_at[0], values[-1]),
+                textcoords="offset points",
+                xytext=(5, 5),
+                fontsize=8,
+                color=colour,
+            )
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("full-data loss")
-    ax.set_title(title or "Loss after each epoch")
+    if len(labelled) > 1:
+        spread = max(abs(r.final_loss - labelled[0][1].final_loss) for _, r in labelled)
+        title = (title or "Loss after each epoch") + f"\n(largest difference in final loss: {spread:.2g})"
+    ax.set_title(title or "Loss after each epoch", fontsize=11)
     ax.legend(frameon=False, fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     return fig
@@ -227,12 +260,26 @@ def trace_figure(
             label += f" (diverged at step {trace.diverged_at})"
         ax.plot(x, trace.losses, color=colour, linewidth=1.3, linestyle=("-", "--")[k % 2], label=label)
         if trace.diverged_at is not None:
-            ax.plot([trace.diverged_at / trace.steps_per_epoch], [high / 1.6], marker="X", markersize=11,
-                    color=colour, clip_on=False, zorder=5)  # fmt: skip
+            ax.plot(
+                [trace.diverged_at / trace.steps_per_epoch],
+                [high / 1.6],
+                marker="X",
+                markersize=11,
+                color=colour,
+                clip_on=False,
+                zorder=5,
+            )
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle=":", linewidth=1)
-        ax.annotate(floor_label, (0.01, floor), xycoords=("axes fraction", "data"), textcoords="offset points",
-                    xytext=(0, -10), fontsize=8, color="grey")  # fmt: skip
+        ax.annotate(
+            floor_label,
+            (0.01, floor),
+            xycoords=("axes fraction", "data"),
+            textcoords="offset points",
+            xytext=(0, -10),
+            fontsize=8,
+            color="grey",
+        )
     ax.set_yscale("log")
     ax.set_ylim(*(ylim or (low, high)))
     ax.set_xlabel("epoch")

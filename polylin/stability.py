@@ -74,10 +74,12 @@ def largest_curvature(X: np.ndarray, *, fit_intercept: bool = True) -> float:
     ``X̃`` is ``X`` with a column of ones when ``fit_intercept``; ``m`` is
     :func:`sample_size`. Returns ``inf`` when the value is beyond the float64 range.
     """
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}.")
-    n, d = X.shape
+    # X is indexed, never converted whole unless it is small: data that lives elsewhere
+    # (a lazy or device array wrapped for the host) then sends only the sampled rows.
+    shape = tuple(X.shape)
+    if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array; got shape {shape}.")
+    n, d = int(shape[0]), int(shape[1])
     m = sample_size(n, d)
     if m < n:
         rows = np.sort(np.random.default_rng(_SAMPLE_SEED).choice(n, size=m, replace=False))
@@ -143,10 +145,10 @@ def warn_if_unstable(
     curvature = largest_curvature(X, fit_intercept=fit_intercept)
     bound = math.inf if curvature == 0.0 else 2.0 / curvature
     if lr > bound:
-        columns = "XᵀX/n" + (" (X with a column of ones for the intercept)" if fit_intercept else "")
+        columns = "XᵀX/n" + (", X with a column of ones for the intercept" if fit_intercept else "")
         warnings.warn(
             f"lr={lr:g} is above 2/λ_max = {bound:.3g}, the largest learning rate at which "
-            f"full-batch gradient descent converges on this data (λ_max = {curvature:.3g} is the "
+            f"full-batch gradient descent converges on this data (λ_max = {curvature:.3g}: the "
             f"largest eigenvalue of {columns}); training will most likely diverge. Use a learning "
             f"rate below {bound:.3g}, e.g. lr={bound / 2:.2g}, or standardise the features "
             "(zero mean, unit variance). Pass check_stability=False to skip this check.",

@@ -44,7 +44,7 @@ def check_learning_rate(lr: object) -> float:
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {list(choices)}.")
+        raise ValueError(f"{name}={value!r} is not one of {list(choices)}; pass one of those.")
     return str(value)
 
 
@@ -142,9 +142,10 @@ def _check_values(name: str, array: np.ndarray, dtype: np.dtype) -> None:
             magnitude = np.abs(chunk)
             if float(magnitude.max()) > largest:
                 bad = np.argwhere(magnitude > largest)[0]
+                value, where = float(chunk[tuple(bad)]), _position(bad, start)
                 raise ValueError(
-                    f"{name} holds {float(chunk[tuple(bad)]):.4g} (at index {_position(bad, start)}), beyond the "
-                    f"largest {dtype.name} ({largest:.4g}); pass dtype='float64', or rescale {name}."
+                    f"{name} holds {value:.4g} (at index {where}), beyond the largest {dtype.name} "
+                    f"({largest:.4g}); pass dtype='float64', or rescale {name}."
                 )
 
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from polylin.backends.base import Backend, BackendInfo, DeviceSpec
 from polylin.errors import BackendNotInstalledError
@@ -54,6 +58,22 @@ BACKENDS: dict[str, BackendEntry] = {
         ("mxnet",),
         "pip install -r backends/mxnet.txt  (mxnet 1.9.1 needs Python <= 3.11 and numpy<1.24)",
     ),
+    "array-api": BackendEntry(
+        "array-api",
+        "polylin.backends.array_api_backend",
+        "ArrayApiBackend",
+        ("numpy", "array_api_compat"),
+        "pip install array-api-compat  (plus the array library you want to use)",
+    ),
+}
+
+#: The backend that owns the arrays of each top-level module, for ``backend="auto"``.
+NATIVE_ARRAY_MODULES: dict[str, str] = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "jax": "jax",
+    "jaxlib": "jax",
+    "mxnet": "mxnet",
 }
 
 KNOWN_BACKENDS: tuple[str, ...] = tuple(BACKENDS)
@@ -94,6 +114,43 @@ def is_installed(name: str) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in _entry(name).requires)
 
 
+def backend_for(X: object) -> str:
+    """The backend ``backend="auto"`` picks for ``X``.
+
+    NumPy arrays (and lists, and no data at all) go to ``"numpy"``; torch
+    tensors, jax arrays and mxnet arrays to their own backends; any other
+    array that array-api-compat recognises (dask, array-api-strict, CuPy, ...)
+    to ``"array-api"``, which runs on X's own namespace.
+    """
+    if X is None or isinstance(X, np.ndarray):
+        return "numpy"
+    native = NATIVE_ARRAY_MODULES.get(type(X).__module__.split(".")[0])
+    if native is not None:
+        return native
+    from polylin.backends.array_api_backend import has_namespace
+
+    return "array-api" if has_namespace(X) else "numpy"
+
+
+def resolve_backend(
+    backend: Any, X: object = None, options: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Resolve ``backend="auto"`` from ``X``, and point ``"array-api"`` at X's namespace and device.
+
+    Returns the backend name and the backend options to construct it with;
+    anything else passes through unchanged.
+    """
+    resolved = dict(options or {})
+    if backend == "auto":
+        backend = backend_for(X)
+    if backend == "array-api" and X is not None and not {"namespace", "like"} & set(resolved):
+        from polylin.backends.array_api_backend import has_namespace
+
+        if has_namespace(X):
+            resolved["like"] = X
+    return backend, resolved
+
+
 def available_backends() -> list[str]:
     """The known backends whose frameworks are installed."""
     return [name for name in KNOWN_BACKENDS if is_installed(name)]
@@ -107,6 +164,8 @@ __all__ = [
     "DeviceSpec",
     "available_backends",
     "backend_class",
+    "backend_for",
     "get_backend",
     "is_installed",
+    "resolve_backend",
 ]

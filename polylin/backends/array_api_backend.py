@@ -39,6 +39,7 @@ import importlib
 import re
 import sys
 import warnings
+from collections.abc import Hashable
 from types import ModuleType
 from typing import Any
 
@@ -130,9 +131,16 @@ def load_namespace(namespace: object) -> Any:
 
 
 def to_namespace(value: Any, xp: Any, device: Any = None, dtype: Any = None) -> Array:
-    """``value`` (NumPy, or any array) as an array of ``xp`` on ``device``."""
-    host = value if isinstance(value, np.ndarray | np.generic | float | int) else host_array(value)
-    array = xp.asarray(host) if device is None else xp.asarray(host, device=device)
+    """``value`` (NumPy, a Python number or any library's array) as an array of ``xp`` on ``device``."""
+    if has_namespace(value) and namespace_of(value) is xp:
+        array = value
+        if device is not None and device_of(array) != device:
+            array = xp.asarray(array, device=device)
+    else:
+        host = value if isinstance(value, np.ndarray | np.generic | float | int) else host_array(value)
+        if isinstance(host, np.ndarray) and not host.flags.writeable:
+            host = host.copy()  # some libraries (torch) refuse to wrap read-only memory
+        array = xp.asarray(host) if device is None else xp.asarray(host, device=device)
     return array if dtype is None or array.dtype == dtype else xp.astype(array, dtype)
 
 
@@ -165,16 +173,89 @@ def namespace_devices(xp: Any) -> list[Any]:
     info = getattr(xp, "__array_namespace_info__", None)
     if info is not None:
         try:
-            return list(info().devices())
-        except Exception:  # noqa: BLE001 - an incomplete inspection API: fall back to the default
+            with warnings.catch_warnings():  # torch warns while it probes device types it has retired
+                warnings.simplefilter("ignore")
+                return list(info().devices())
+        except Exception:
             pass
     return [device_of(xp.asarray(0.0))]
 
 
 def _is_lazy(sample: Array) -> bool:
+    """Whether operations on ``sample`` record work instead of doing it.
+
+    array-api-compat calls every JAX array lazy, because one may be a tracer
+    inside ``jit``; the arrays a fit holds are concrete, and JAX computes
+    them eagerly, so they take the eager path.
+    """
     import array_api_compat
 
-    return bool(array_api_compat.is_lazy_array(sample))
+    return bool(array_api_compat.is_lazy_array(sample)) and not array_api_compat.is_jax_array(sample)
+
+
+class FollowArguments:
+    """A view of an array namespace whose functions run in the namespace of their array arguments.
+
+    ``FollowArguments(dask_xp).matmul(a, b)`` is NumPy's ``matmul`` when ``a``
+    and ``b`` are NumPy arrays, and dask's when they are dask arrays; with no
+    array argument, or arrays of several namespaces, it is the wrapped one's.
+    """
+
+    def __init__(self, default: Any) -> None:
+        self._default = default
+        self.__name__ = str(getattr(default, "__name__", "namespace"))
+
+    def __getattr__(self, name: str) -> Any:
+        member = getattr(self._default, name)
+        if not callable(member) or isinstance(member, type):
+            return member
+        default = self._default
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            arrays = [a for a in args if not isinstance(a, int | float | complex | bool) and has_namespace(a)]
+            try:
+                xp = namespace_of(*arrays) if arrays else default
+            except TypeError:  # arrays from several namespaces: the wrapped one decides
+                xp = default
+            return getattr(xp, name)(*args, **kwargs)
+
+        return call
+
+
+class ResidentArray:
+    """Validated training data that stays in its own namespace and on its own device.
+
+    :meth:`ArrayApiBackend.training_arrays` hands these to :func:`polylin.fit`
+    in place of host arrays. Indexing one with NumPy row indices (as the data
+    fingerprint and the stability check do to sample rows) copies only those
+    rows to the host; ``np.asarray`` copies all of it.
+    """
+
+    def __init__(self, array: Array, dtype: np.dtype) -> None:
+        self.array = array
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(size) for size in self.array.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, slice):
+            return host_array(self.array[rows, ...])
+        xp = namespace_of(self.array)
+        index = xp.asarray(np.asarray(rows, dtype=np.int64), device=device_of(self.array))
+        return host_array(xp.take(self.array, index, axis=0))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        host = host_array(self.array)
+        return host if dtype is None else host.astype(dtype)
 
 
 class ArrayApiBackend(Backend):
@@ -224,19 +305,28 @@ class ArrayApiBackend(Backend):
         self.device_spec = DeviceSpec.parse(request or "cpu")
         sample = self._xp.asarray(0.0, device=self.device)
         self.lazy = bool(lazy) if lazy is not None else _is_lazy(sample)
+        self._following = FollowArguments(self._xp)
 
     # -- description --------------------------------------------------------
     @property
     def version(self) -> str:
-        return f"{namespace_label(self._xp)} {namespace_version(self._xp)}"
+        """The version of the array library, and its name: ``'2.6.1 (array_api_strict)'``."""
+        return f"{namespace_version(self._xp)} ({namespace_label(self._xp)})"
 
     @property
     def xp(self) -> Any:
-        return self._xp
+        """The namespace; on a lazy one, a view of it whose functions run in the namespace
+        of their arguments (NumPy for the in-memory blocks, the lazy library for X itself)."""
+        return self._following if self.lazy else self._xp
 
     @property
     def device_name(self) -> str:
         return device_label(self.device)
+
+    def context(self) -> Any:
+        # Namespaces computing with NumPy underneath warn on every overflowing operation of a
+        # diverging fit; the training loop detects and reports that itself (DivergenceError).
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
     def devices(self) -> list[Any]:
         """The devices the namespace reports."""
@@ -270,10 +360,11 @@ class ArrayApiBackend(Backend):
                 matching = [d for d in devices if any(word in str(d).lower() for word in _GPU_WORDS)]
             if spec.index < len(matching):
                 return matching[spec.index]
+        shown = name if spec is None else str(spec)
         raise DeviceNotAvailableError(
-            f"device={name!r} is not available to the array-api backend on {namespace_label(self._xp)}, "
-            f"which sees {[device_label(d) for d in devices]}. Use one of those names, 'cpu', or "
-            "'gpu:N' for the N-th GPU it lists."
+            f"device={shown!r} is not available to the array-api backend on {namespace_label(self._xp)}, "
+            f"which sees {[device_label(d) for d in devices]}. Use device='cpu', one of those names, "
+            "or 'gpu:N' for the N-th GPU it lists."
         )
 
     # -- arrays ---------------------------------------------------------------
@@ -281,6 +372,8 @@ class ArrayApiBackend(Backend):
         """An array of the namespace in the fit's dtype on its device; arrays of the
         namespace itself are cast and moved without a trip through the host."""
         xp = self._xp
+        if isinstance(host, ResidentArray):
+            host = host.array
         if self.owns(host):
             x = host if host.dtype == self.xp_dtype else xp.astype(host, self.xp_dtype)
             return x if device_of(x) == self.device else xp.asarray(x, device=self.device)
@@ -320,35 +413,40 @@ class ArrayApiBackend(Backend):
         batches = max(1, self.block_bytes // (per_row * layout.batch_size))
         return batches * layout.batch_size
 
-    def epoch_runner(self, step: StepFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
+    def epoch_runner(
+        self,
+        step: StepFn,
+        X: Array,
+        y: Array,
+        layout: BatchLayout,
+        *,
+        cache_key: Hashable | None = None,
+    ) -> EpochFn:
         if not self.lazy:
-            return super().epoch_runner(step, X, y, layout)
-        xp = self._xp
+            return super().epoch_runner(step, X, y, layout, cache_key=cache_key)
         rows = self.block_rows(layout, int(X.shape[1]))
         blocks = batch_bounds(layout.n_examples, rows)
-        n_features = int(X.shape[1])
-
-        def materialise(params: Params) -> Params:
-            # One request for both parameters: computing w and b apart would evaluate
-            # the step's shared graph twice.
-            flat = host_array(xp.concat((params[0], params[1])))
-            return self.asarray(flat[:n_features]), self.asarray(flat[n_features:])
+        np_dtype = self.np_dtype
 
         def run_epoch(params: Params, order: Array) -> Params:
+            # The steps run in memory, on NumPy copies of the parameters and of each block;
+            # ``self.xp`` follows its arguments, so the same step code serves both.
+            current = tuple(np.array(host_array(p), dtype=np_dtype) for p in params)
+            order_host = host_array(order)
             for lo, hi in blocks:
-                idx = order[lo:hi]
-                X_block = self.asarray(host_array(self.take(X, idx)))
-                y_block = self.asarray(host_array(self.take(y, idx)))
-                local = self.index_array(np.arange(hi - lo))
+                index = self.index_array(order_host[lo:hi])
+                X_block = np.asarray(host_array(self._xp.take(X, index, axis=0)), dtype=np_dtype)
+                y_block = np.asarray(host_array(self._xp.take(y, index, axis=0)), dtype=np_dtype)
+                local = np.arange(hi - lo)
                 for start, stop in batch_bounds(hi - lo, layout.batch_size):
-                    params = materialise(step(params, X_block, y_block, local[start:stop]))
-            return params
+                    current = step(current, X_block, y_block, local[start:stop])  # type: ignore[arg-type]
+            return self.asarray(current[0]), self.asarray(current[1])
 
         return run_epoch
 
     # -- data -------------------------------------------------------------------
-    def training_arrays(self, X: Any, y: Any) -> tuple[Array, Array]:
-        """Validate ``X`` and ``y`` and return them as arrays of the namespace.
+    def training_arrays(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """Validate ``X`` and ``y`` and return them, as :class:`ResidentArray` s of the namespace.
 
         Arrays of the namespace itself are checked where they are, with the
         namespace's own operations (one streaming pass for the finiteness
@@ -361,7 +459,7 @@ class ArrayApiBackend(Backend):
             from polylin.validation import host_training_data
 
             X_host, y_host = host_training_data(X, y, self)
-            return self.asarray(X_host), self.asarray(y_host)
+            return self._resident(self.asarray(X_host)), self._resident(self.asarray(y_host))
         xp = self._xp
         if not self.owns(y):
             if has_namespace(y) and not isinstance(y, np.ndarray):
@@ -397,7 +495,10 @@ class ArrayApiBackend(Backend):
         y = self.asarray(self._numeric("y", y))
         self._check_finite("X", X)
         self._check_finite("y", y)
-        return X, y
+        return self._resident(X), self._resident(y)
+
+    def _resident(self, x: Array) -> ResidentArray:
+        return ResidentArray(x, self.np_dtype)
 
     def _numeric(self, name: str, x: Array) -> Array:
         xp = self._xp

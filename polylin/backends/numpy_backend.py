@@ -110,7 +110,7 @@ class NumpyBackend(Backend):
             w, b = params
             residual = X @ w + b - y
             design = np.concatenate([X, np.ones((X.shape[0], 1), dtype=X.dtype)], axis=1)
-            curvature = second(residual).astype(X.dtype)
+            curvature: np.ndarray = second(residual).astype(X.dtype)
             result: np.ndarray = (design.T * curvature) @ design / X.shape[0]
             return result
 
@@ -120,11 +120,12 @@ class NumpyBackend(Backend):
 def _huber_second_derivative(r: np.ndarray) -> np.ndarray:
     from polylin.losses import HUBER_DELTA
 
-    return (np.abs(r) <= HUBER_DELTA).astype(r.dtype)
+    inside: np.ndarray = (np.abs(r) <= HUBER_DELTA).astype(r.dtype)
+    return inside
 
 
 #: ``l''(r)`` of each loss, as the numpy backend's Hessian uses it.
-_SECOND_DERIVATIVES = {
+_SECOND_DERIVATIVES: dict[str, Any] = {
     "squared": np.ones_like,
     "absolute": np.zeros_like,
     "huber": _huber_second_derivative,

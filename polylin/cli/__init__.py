@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from polylin._version import __version__
 
 #: Sub-command modules, each with ``register(subparsers)``; their order is the help's order.
-COMMAND_MODULES = ("polylin.cli.fit_command", "polylin.cli.backends_command")
+COMMAND_MODULES = (
+    "polylin.cli.fit_command",
+    "polylin.cli.backends_command",
+    "polylin.cli.experiment_command",
+    "polylin.cli.plot_command",
+    "polylin.cli.compare_command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -102,8 +102,9 @@ def trace_sgd(
 
     ``objective``, a function ``xp -> objective``, replaces the objective the
     gradient is taken of (its ``__call__`` for autodiff, its ``gradient`` on
-    NumPy); the recorded loss is always the mean ``loss`` over all the data. ``drop_last`` skips each epoch's last
-    partial batch, as ``torch.utils.data.DataLoader(drop_last=True)`` does.
+    NumPy); the recorded loss is always the mean ``loss`` over all the data.
+    ``drop_last`` skips each epoch's last partial batch, as
+    ``torch.utils.data.DataLoader(drop_last=True)`` does.
     """
     if every < 1:
         raise ValueError(f"every={every!r} must be a whole number >= 1 (evaluate every that many steps).")
@@ -198,4 +199,6 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain aligned text table."""
     cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )

@@ -59,18 +59,40 @@ class DataSizeResult(ExperimentResult):
 
     def summary(self) -> str:
         rows = [
-            (n, e, f"{sw:.2e}", f"{lw:.2e}", f"{sb:.2e}", f"{lb:.2e}",
-             f"{self.noise * np.sqrt(len(BOOK_TRUE_W) / n):.2e}")
-            for n, e, sw, lw, sb, lb in zip(
-                self.sizes, self.epochs, self.median("sgd_w_error"), self.median("lstsq_w_error"),
-                self.median("sgd_b_error"), self.median("lstsq_b_error"), strict=True,
+            (
+                n,
+                e,
+                f"{sw:.2e}",
+                f"{lw:.2e}",
+                f"{sb:.2e}",
+                f"{lb:.2e}",
+                f"{self.noise * np.sqrt(len(BOOK_TRUE_W) / n):.2e}",
             )
-        ]  # fmt: skip
+            for n, e, sw, lw, sb, lb in zip(
+                self.sizes,
+                self.epochs,
+                self.median("sgd_w_error"),
+                self.median("lstsq_w_error"),
+                self.median("sgd_b_error"),
+                self.median("lstsq_b_error"),
+                strict=True,
+            )
+        ]
         return (
             f"Amount of data on {self.backend}: median over {self.sgd_w_error.shape[1]} seeds "
             "(|w err| is the Euclidean norm)\n"
-            + table(("n", "epochs", "SGD |w err|", "lstsq |w err|", "SGD |b err|", "lstsq |b err|",
-                     "σ·sqrt(d/n)"), rows)  # fmt: skip
+            + table(
+                (
+                    "n",
+                    "epochs",
+                    "SGD |w err|",
+                    "lstsq |w err|",
+                    "SGD |b err|",
+                    "lstsq |b err|",
+                    "σ·sqrt(d/n)",
+                ),
+                rows,
+            )
             + f"\nleast-squares error ∝ n^{self.lstsq_slope():.2f} (theory: n^-0.5)"
         )
 
@@ -117,9 +139,19 @@ def data_size(
         epochs_used[i] = epochs
         for seed in range(repeats):
             X, y = synthetic_data(n=n, seed=seed, dtype=dtype)
-            result = fit(X, y, backend=backend, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
-                         dtype=dtype, true_w=BOOK_TRUE_W, true_b=BOOK_TRUE_B)  # fmt: skip
-            sgd_w[i, seed] = float(np.linalg.norm(result.w_error))
+            result = fit(
+                X,
+                y,
+                backend=backend,
+                lr=lr,
+                batch_size=batch_size,
+                epochs=epochs,
+                seed=seed,
+                dtype=dtype,
+                true_w=BOOK_TRUE_W,
+                true_b=BOOK_TRUE_B,
+            )
+            sgd_w[i, seed] = float(np.linalg.norm(np.asarray(result.w_error)))
             sgd_b[i, seed] = abs(float(result.b_error or 0.0))
             design = np.column_stack([X.astype(np.float64), np.ones(n)])
             exact = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)[0]

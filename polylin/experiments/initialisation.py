@@ -56,18 +56,37 @@ class InitialisationResult(ExperimentResult):
 
     def summary(self) -> str:
         rows = [
-            (label, np.array2string(w0, precision=3), f"{t.losses[0]:.3g}", "-" if s is None else s,
-             f"{t.final_loss:.3g}", f"{we:.1e}", f"{be:.1e}")
-            for label, w0, t, s, we, be in zip(
-                self.labels, self.initial_w, self.traces, self.steps_to_target(), self.w_errors(),
-                self.b_errors(), strict=True,
+            (
+                label,
+                np.array2string(w0, precision=3),
+                f"{t.losses[0]:.3g}",
+                "-" if s is None else s,
+                f"{t.final_loss:.3g}",
+                f"{we:.1e}",
+                f"{be:.1e}",
             )
-        ]  # fmt: skip
+            for label, w0, t, s, we, be in zip(
+                self.labels,
+                self.initial_w,
+                self.traces,
+                self.steps_to_target(),
+                self.w_errors(),
+                self.b_errors(),
+                strict=True,
+            )
+        ]
         return f"Initialisation on {self.backend} (lr 0.03, batch 10, b = 0 at the start)\n" + table(
-            ("init", "w at start", "initial loss", f"steps to loss<{self.target_loss:g}", "final loss",
-             "max|w err|", "|b err|"),
+            (
+                "init",
+                "w at start",
+                "initial loss",
+                f"steps to loss<{self.target_loss:g}",
+                "final loss",
+                "max|w err|",
+                "|b err|",
+            ),
             rows,
-        )  # fmt: skip
+        )
 
     def figure(self) -> Figure:
         from polylin.plot import trace_figure

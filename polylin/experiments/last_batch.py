@@ -30,7 +30,7 @@ from polylin.batching import BatchLayout
 from polylin.data import BOOK_TRUE_B, BOOK_TRUE_W, minibatches, synthetic_data
 from polylin.experiments._common import ExperimentResult, Trace, table, trace_sgd
 from polylin.losses import get_loss
-from polylin.objective import Objective
+from polylin.objective import Objective, predict
 from polylin.randomness import epoch_order, initial_parameters
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ class NominalBatchObjective(Objective):
     nominal: int = 10
 
     def __call__(self, params: Any, X: Any, y: Any) -> Any:
-        return super().__call__(params, X, y) * (X.shape[0] / self.nominal)
+        # Scaled before the reduction: MXNet cannot record a scalar times a 0-d array.
+        residual = predict(self.xp, params, X) - y
+        return self.xp.mean(self.loss.pointwise(self.xp, residual) * (X.shape[0] / self.nominal))
 
     def gradient(self, params: Any, X: Any, y: Any) -> Any:
         scale = X.shape[0] / self.nominal
@@ -87,8 +89,10 @@ class LastBatchResult(ExperimentResult):
         return {name: np.repeat(weights, sizes) for name, weights in per_batch.items()}
 
     def summary(self) -> str:
-        rows = [(t.label, f"{t.final_loss:.3g}", f"{e:.1e}") for t, e in zip(self.traces, self.final_errors(),
-                                                                          strict=True)]  # fmt: skip
+        rows = [
+            (t.label, f"{t.final_loss:.3g}", f"{e:.1e}")
+            for t, e in zip(self.traces, self.final_errors(), strict=True)
+        ]
         return (
             f"Last partial batch on {self.backend}: n = {self.n}, batch size {self.batch_size}\n"
             f"batch sizes in an epoch: {self.batch_sizes}\n"
@@ -105,8 +109,15 @@ class LastBatchResult(ExperimentResult):
         fig = _new_figure(11.0, 4.2)
         left, right = fig.subplots(1, 2, width_ratios=(1, 1.3))
         for k, (label, weights) in enumerate(self.example_weights().items()):
-            left.step(np.arange(self.n), weights * self.batch_size, where="post", color=COLOURS[k],
-                      linestyle=("-", "--", ":")[k], linewidth=2 - 0.4 * k, label=label)  # fmt: skip
+            left.step(
+                np.arange(self.n),
+                weights * self.batch_size,
+                where="post",
+                color=COLOURS[k],
+                linestyle=("-", "--", ":")[k],
+                linewidth=2 - 0.4 * k,
+                label=label,
+            )
         for edge in np.cumsum(self.batch_sizes)[:-1]:
             left.axvline(edge, color="grey", linewidth=0.5)
         left.set_xlabel("example, in the order an epoch visits them")
@@ -131,7 +142,9 @@ def last_batch(
 ) -> LastBatchResult:
     """Train with each way of treating the last partial batch and measure what it changes."""
     if n % batch_size == 0:
-        raise ValueError(f"batch_size={batch_size} divides n={n}; choose one that does not, e.g. {batch_size + 1}.")
+        raise ValueError(
+            f"batch_size={batch_size} divides n={n}; choose one that does not, e.g. {batch_size + 1}."
+        )
     X, y = synthetic_data(n=n, seed=seed, dtype=dtype)
     sizes = [len(xb) for xb, _ in minibatches(X, y, batch_size, seed=seed)]
 
@@ -147,15 +160,31 @@ def last_batch(
         loss = get_loss("squared")
         mean_grad = Objective(be.xp, loss).gradient(params, Xt, yt)
         nominal_grad = NominalBatchObjective(be.xp, loss, batch_size).gradient(params, Xt, yt)
-        lengths = [np.sqrt(sum(float(np.sum(be.to_numpy(g) ** 2)) for g in gs)) for gs in (mean_grad, nominal_grad)]
+        lengths = [
+            np.sqrt(sum(float(np.sum(be.to_numpy(g) ** 2)) for g in gs)) for gs in (mean_grad, nominal_grad)
+        ]
 
-    common = {"lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "dtype": dtype}
+    common: dict[str, Any] = {
+        "lr": lr,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": seed,
+        "dtype": dtype,
+    }
     traces = [
         trace_sgd(backend, X, y, w0, b0, label=POLICIES[0], **common),  # type: ignore[arg-type]
-        trace_sgd(backend, X, y, w0, b0, label=POLICIES[1],
-                  objective=lambda xp: NominalBatchObjective(xp, loss, batch_size), **common),  # type: ignore[arg-type]
+        trace_sgd(
+            backend,
+            X,
+            y,
+            w0,
+            b0,
+            label=POLICIES[1],
+            objective=lambda xp: NominalBatchObjective(xp, loss, batch_size),
+            **common,
+        ),  # type: ignore[arg-type]
         trace_sgd(backend, X, y, w0, b0, label=POLICIES[2], drop_last=True, **common),  # type: ignore[arg-type]
-    ]  # fmt: skip
+    ]
 
     def unseen(shuffle: bool) -> int:
         seen = np.zeros(n, dtype=bool)
@@ -166,4 +195,3 @@ def last_batch(
     return LastBatchResult(
         backend, n, batch_size, sizes, lengths[1] / lengths[0], unseen(False), unseen(True), traces
     )
-

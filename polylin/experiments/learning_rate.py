@@ -49,22 +49,30 @@ class LearningRateResult(ExperimentResult):
         for lr, trace, result, steps in zip(
             self.learning_rates, self.traces, self.fits, self.steps_to_target(), strict=True
         ):
-            rows.append((
-                lr,
-                "-" if steps is None else steps,
-                f"{trace.losses[0]:.3g}",
-                "diverged" if trace.diverged_at else f"{trace.final_loss:.3g}",
-                "-" if trace.diverged_at is None else trace.diverged_at,
-                "-" if result.diverged_at is None else f"epoch {result.diverged_at[0]}",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    lr,
+                    "-" if steps is None else steps,
+                    f"{trace.losses[0]:.3g}",
+                    "diverged" if trace.diverged_at else f"{trace.final_loss:.3g}",
+                    "-" if trace.diverged_at is None else trace.diverged_at,
+                    "-" if result.diverged_at is None else f"epoch {result.diverged_at[0]}",
+                )
+            )
         return (
             f"Learning rate on {self.backend}: the book's data, batch 10, "
             f"{self.traces[0].steps_per_epoch} steps per epoch\n"
             + table(
-                ("lr", f"steps to loss<{self.target_loss:g}", "initial loss", "final loss",
-                 "diverged at step", "fit(on_divergence='stop')"),
+                (
+                    "lr",
+                    f"steps to loss<{self.target_loss:g}",
+                    "initial loss",
+                    "final loss",
+                    "diverged at step",
+                    "fit(on_divergence='stop')",
+                ),
                 rows,
-            )  # fmt: skip
+            )
         )
 
     def figure(self) -> Figure:
@@ -92,10 +100,22 @@ def learning_rate(
     traces, fits = [], []
     for lr in learning_rates:
         traces.append(
-            trace_sgd(backend, X, y, w0, b0, lr=lr, epochs=epochs, seed=seed, dtype=dtype, label=f"lr = {lr:g}")
+            trace_sgd(
+                backend, X, y, w0, b0, lr=lr, epochs=epochs, seed=seed, dtype=dtype, label=f"lr = {lr:g}"
+            )
         )
         with np.errstate(over="ignore", invalid="ignore"):
             fits.append(
-                fit(X, y, backend=backend, lr=lr, epochs=epochs, seed=seed, dtype=dtype, on_divergence="stop")
+                fit(
+                    X,
+                    y,
+                    backend=backend,
+                    lr=lr,
+                    epochs=epochs,
+                    seed=seed,
+                    dtype=dtype,
+                    on_divergence="stop",
+                    check_stability=False,
+                )
             )
     return LearningRateResult(backend, tuple(float(lr) for lr in learning_rates), traces, fits)

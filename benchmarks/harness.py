@@ -1,0 +1,400 @@
+"""The measurements behind ``nox -s bench``: polylin against hand-written loops, and the physical limits.
+
+* :func:`measure_row`: polylin and the hand-written loops of one backend,
+  gradient mode and execution path, on the same plan (data, initial
+  parameters, batch order), interleaved repeat by repeat so that drift in the
+  machine's load hits both alike. The ratio is polylin's median steady-state
+  epoch over the fastest hand-written loop's. Each loop's final parameters
+  must match polylin's within the parity tolerance.
+* :func:`bandwidth_floors`: one streaming pass and one shuffled gather pass over X.
+* :func:`sklearn_sgd`: scikit-learn's ``SGDRegressor`` at the same number of epochs.
+* :func:`import_time`: ``import polylin`` in fresh interpreters, and which frameworks it pulled in.
+* :func:`peak_memory`: polylin on one backend in a process of its own, peak RSS over the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks.references import Reference, references_for
+from polylin.report.measure import FitTiming, fit_once, summarize, time_synchronized
+from polylin.report.quality import half_mse
+from polylin.report.workloads import TrainingPlan, Workload
+from polylin.tolerances import tolerance_for
+
+OVERHEAD_TARGET = 1.10
+BEST_OVER_GATHER_TARGET = 1.5
+EACH_OVER_GATHER_TARGET = 2.5
+EACH_OVER_GATHER_BACKENDS = ("numpy", "torch", "jax")
+SKLEARN_SPEEDUP_TARGET = 5.0
+SKLEARN_LOSS_RTOL = 0.01
+IMPORT_TARGET_S = 0.100
+MEMORY_TARGET = 1.3
+#: Modules ``import polylin`` must not load.
+HEAVY_MODULES = ("jax", "jaxlib", "torch", "mxnet", "matplotlib", "sklearn", "rich", "scipy")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the ratio table: a backend, a gradient mode and an execution path."""
+
+    backend: str
+    grad: str
+    path: str = "eager"
+
+    @property
+    def backend_options(self) -> dict[str, Any]:
+        """polylin's options for this path (the JAX per-step loop is ``fused_epoch=False``)."""
+        return {"fused_epoch": False} if self.path == "step" else {}
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}/{self.grad}" + ("" if self.path == "eager" else f"/{self.path}")
+
+
+#: Every row of the ratio table, per backend.
+ROWS: dict[str, tuple[Row, ...]] = {
+    "numpy": (Row("numpy", "analytic"),),
+    "jax": (
+        Row("jax", "autodiff", "fused"),
+        Row("jax", "analytic", "fused"),
+        Row("jax", "autodiff", "step"),
+        Row("jax", "analytic", "step"),
+    ),
+    "torch": (Row("torch", "autodiff"), Row("torch", "analytic")),
+    "mxnet": (Row("mxnet", "autodiff"), Row("mxnet", "analytic")),
+}
+
+
+@dataclass
+class LoopTiming:
+    """Every epoch time of one hand-written loop over the repeats, and its final parameters."""
+
+    name: str
+    idiom: str
+    epoch_times: list[list[float]] = field(default_factory=list)
+    w: np.ndarray | None = None
+    b: float = float("nan")
+
+    @property
+    def steady(self) -> list[float]:
+        return [t for times in self.epoch_times for t in times[1:]]
+
+
+def time_reference_run(reference: Reference, orders: Sequence[Any]) -> list[float]:
+    """Reset ``reference`` and run one epoch per order, each timed up to its synchronisation."""
+    reference.reset()
+    times = []
+    for order in orders:
+        _, seconds = time_synchronized(lambda o=order: reference.run_epoch(o), lambda _: reference.synchronize())
+        times.append(seconds)
+    return times
+
+
+def references_for_row(row: Row) -> list[type[Reference]]:
+    return [cls for cls in references_for(row.backend) if cls.grad == row.grad and cls.path == row.path]
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def measure_row(
+    plan: TrainingPlan,
+    row: Row,
+    repeats: int,
+    *,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """polylin and every hand-written loop of ``row`` on ``plan``, interleaved; the ratio and parity."""
+    loops = [cls(plan.X, plan.y, plan.w0, plan.b0, plan.lr, plan.batch_size) for cls in references_for_row(row)]
+    if not loops:
+        raise LookupError(f"no hand-written loop for {row.label}")
+    orders = [[loop.device_order(order) for order in plan.orders] for loop in loops]
+    timings = [LoopTiming(type(loop).__name__, loop.idiom) for loop in loops]
+    polylin = FitTiming(row.backend, row.grad)
+    started = clock()
+
+    def run_polylin() -> None:
+        result, wall = fit_once(plan, row.backend, row.grad, backend_options=row.backend_options,
+                                caught=polylin.warnings)  # fmt: skip
+        polylin.add(result, wall)
+
+    def run_loops() -> None:
+        for loop, loop_orders, timing in zip(loops, orders, timings, strict=True):
+            timing.epoch_times.append(time_reference_run(loop, loop_orders))
+            if timing.w is None:
+                timing.w, timing.b = loop.params()
+
+    for count in range(1, repeats + 1):
+        first, second = (run_polylin, run_loops) if count % 2 else (run_loops, run_polylin)
+        first()
+        second()
+        if budget_s is not None and count >= 2 and clock() - started > budget_s:
+            break
+
+    assert polylin.w is not None
+    tol = tolerance_for(plan.workload.dtype)
+    polylin_params = np.append(polylin.w, polylin.b)
+    loop_results = []
+    for timing in timings:
+        assert timing.w is not None
+        params = np.append(timing.w, timing.b)
+        loop_results.append({
+            "name": timing.name,
+            "idiom": timing.idiom,
+            "steady_epoch_s": summarize(timing.steady),
+            "first_epoch_s": timing.epoch_times[0][0],
+            "epoch_times_s": timing.epoch_times,
+            "max_param_diff": float(np.max(np.abs(params - polylin_params))),
+            "params_match": tol.params_close(params, polylin_params),
+            "final_loss_host": half_mse(plan.X, plan.y, timing.w, timing.b),
+        })  # fmt: skip
+    best = min(loop_results, key=lambda r: r["steady_epoch_s"]["median"] or float("inf"))
+    steady = summarize(polylin.steady_epochs)
+    ratio = _ratio(steady["median"], best["steady_epoch_s"]["median"])
+    steps = plan.workload.steps
+    return {
+        "row": row.label,
+        "backend": row.backend,
+        "grad": row.grad,
+        "path": row.path,
+        "workload": plan.workload.name,
+        "repeats": len(polylin.epoch_times),
+        "steps_per_epoch": steps,
+        "polylin": {
+            "steady_epoch_s": steady,
+            "first_epoch_s": polylin.first_epochs[0],
+            "epoch_times_s": polylin.epoch_times,
+            "fit_wall_s": summarize(polylin.fit_walls),
+            "us_per_step": None if steady["median"] is None else 1e6 * steady["median"] / steps,
+            "final_loss": polylin.losses[-1],
+            "final_loss_host": half_mse(plan.X, plan.y, polylin.w, polylin.b),
+            "deterministic": polylin.deterministic,
+            "backend_version": polylin.backend_version,
+            "warnings": polylin.warnings,
+        },
+        "loops": loop_results,
+        "best_loop": best["name"],
+        "best_loop_us_per_step": None
+        if best["steady_epoch_s"]["median"] is None
+        else 1e6 * best["steady_epoch_s"]["median"] / steps,
+        "ratio": ratio,
+        "target": OVERHEAD_TARGET,
+        "pass": None if ratio is None else ratio <= OVERHEAD_TARGET,
+        "params_match": all(r["params_match"] for r in loop_results),
+        "seconds": clock() - started,
+    }
+
+
+def _median_seconds(fn: Callable[[], None], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bandwidth_floors(X: np.ndarray, order: np.ndarray, batch_size: int, repeats: int = 5) -> dict[str, Any]:
+    """The time of one streaming pass over X and of one shuffled gather pass (batch by batch), best method.
+
+    Streaming: ``X @ v`` (each element of X read once, BLAS threads). Gather:
+    the rows of each batch of the shuffled ``order`` copied into one reused
+    buffer. Each is the median of ``repeats``; the floor is the fastest of
+    the methods available (NumPy always; torch when installed).
+    """
+    v = np.ones(X.shape[1], dtype=X.dtype)
+    buffer = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
+    starts = range(0, len(order), batch_size)
+    idx = np.asarray(order, dtype=np.intp)
+
+    def numpy_gather() -> None:
+        for start in starts:
+            part = idx[start : start + batch_size]
+            np.take(X, part, axis=0, out=buffer[: len(part)])
+
+    stream = {"numpy X @ v": _median_seconds(lambda: X @ v, repeats)}
+    gather = {"numpy take(out=)": _median_seconds(numpy_gather, repeats)}
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        Xt, vt = torch.from_numpy(X), torch.from_numpy(v)
+        it = torch.from_numpy(idx.astype(np.int64))
+        bt = torch.empty((batch_size, X.shape[1]), dtype=Xt.dtype)
+
+        def torch_gather() -> None:
+            for start in starts:
+                part = it[start : start + batch_size]
+                torch.index_select(Xt, 0, part, out=bt[: len(part)])
+
+        stream["torch mv"] = _median_seconds(lambda: torch.mv(Xt, vt), repeats)
+        gather["torch index_select(out=)"] = _median_seconds(torch_gather, repeats)
+    stream_method = min(stream, key=lambda k: stream[k])
+    gather_method = min(gather, key=lambda k: gather[k])
+    return {
+        "bytes": int(X.nbytes),
+        "stream_s": stream[stream_method],
+        "stream_method": stream_method,
+        "gather_s": gather[gather_method],
+        "gather_method": gather_method,
+        "all_methods_s": {**{f"stream: {k}": v for k, v in stream.items()},
+                          **{f"gather: {k}": v for k, v in gather.items()}},  # fmt: skip
+        "stream_gb_per_s": X.nbytes / stream[stream_method] / 1e9,
+        "gather_gb_per_s": X.nbytes / gather[gather_method] / 1e9,
+    }
+
+
+def floor_ratios(rows: Sequence[dict[str, Any]], floors: dict[str, Any]) -> dict[str, Any]:
+    """Each backend's best polylin epoch over the floors, and pass/fail against the targets."""
+    per_backend: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        median = row["polylin"]["steady_epoch_s"]["median"]
+        if median is None:
+            continue
+        current = per_backend.get(row["backend"])
+        if current is None or median < current["epoch_s"]:
+            per_backend[row["backend"]] = {"epoch_s": median, "row": row["row"]}
+    for backend, entry in per_backend.items():
+        entry["over_stream"] = entry["epoch_s"] / floors["stream_s"]
+        entry["over_gather"] = entry["epoch_s"] / floors["gather_s"]
+        if backend in EACH_OVER_GATHER_BACKENDS:
+            entry["target"] = EACH_OVER_GATHER_TARGET
+            entry["pass"] = entry["over_gather"] <= EACH_OVER_GATHER_TARGET
+    best = min(per_backend, key=lambda k: per_backend[k]["epoch_s"]) if per_backend else None
+    out: dict[str, Any] = {"per_backend": per_backend, "best_backend": best}
+    if best is not None:
+        over = per_backend[best]["over_gather"]
+        out["best"] = {"backend": best, "over_gather": over, "target": BEST_OVER_GATHER_TARGET,
+                       "pass": over <= BEST_OVER_GATHER_TARGET}  # fmt: skip
+    return out
+
+
+def sklearn_sgd(workload: Workload, X: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
+    """scikit-learn's SGDRegressor (its default schedule, no penalty) for the workload's epochs."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import SGDRegressor
+
+    X64, y64 = X.astype(np.float64), y.astype(np.float64)  # SGDRegressor works in float64; not timed
+    times = []
+    model = None
+    for _ in range(repeats):
+        model = SGDRegressor(loss="squared_error", penalty=None, max_iter=workload.epochs, tol=None,
+                             shuffle=True, random_state=workload.seed)  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            started = time.perf_counter()
+            model.fit(X64, y64)
+            times.append(time.perf_counter() - started)
+    assert model is not None
+    import sklearn
+
+    return {
+        "version": sklearn.__version__,
+        "settings": "SGDRegressor(loss='squared_error', penalty=None, max_iter=epochs, tol=None, shuffle=True, "
+        "learning_rate='invscaling', eta0=0.01); X converted to float64 before timing",
+        "fit_s": summarize(times),
+        "final_loss_host": half_mse(X, y, model.coef_, float(model.intercept_[0])),
+    }
+
+
+def sklearn_verdict(sk: dict[str, Any], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """polylin's fastest whole fit against scikit-learn's: speed-up and loss, with pass/fail."""
+    best = min(rows, key=lambda r: r["polylin"]["fit_wall_s"]["median"])
+    polylin_s = best["polylin"]["fit_wall_s"]["median"]
+    speedup = sk["fit_s"]["median"] / polylin_s
+    loss, sk_loss = best["polylin"]["final_loss_host"], sk["final_loss_host"]
+    loss_ok = loss <= sk_loss * (1 + SKLEARN_LOSS_RTOL)
+    return {
+        "polylin_row": best["row"],
+        "polylin_fit_s": polylin_s,
+        "polylin_final_loss_host": loss,
+        "speedup": speedup,
+        "target": SKLEARN_SPEEDUP_TARGET,
+        "loss_equal_or_better": loss_ok,
+        "pass": speedup >= SKLEARN_SPEEDUP_TARGET and loss_ok,
+    }
+
+
+_IMPORT_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+import polylin
+seconds = time.perf_counter() - started
+heavy = sorted(name for name in {modules} if name in sys.modules)
+print(json.dumps({{"seconds": seconds, "heavy": heavy}}))
+"""
+
+
+def import_time(runs: int = 7, python: str = sys.executable) -> dict[str, Any]:
+    """``import polylin`` in ``runs`` fresh interpreters: median seconds, and any framework it imported."""
+    probe = _IMPORT_PROBE.format(modules=repr(HEAVY_MODULES))
+    samples, heavy = [], set()
+    for _ in range(runs):
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+        record = json.loads(done.stdout.strip().splitlines()[-1])
+        samples.append(record["seconds"])
+        heavy.update(record["heavy"])
+    numpy_probe = "import time; s = time.perf_counter(); import numpy; print(time.perf_counter() - s)"
+    numpy_samples = [
+        float(subprocess.run([python, "-c", numpy_probe], capture_output=True, text=True, check=True).stdout)
+        for _ in range(runs)
+    ]
+    median = statistics.median(samples)
+    return {
+        "seconds": summarize(samples),
+        "numpy_alone_s": statistics.median(numpy_samples),
+        "heavy_modules_imported": sorted(heavy),
+        "target_s": IMPORT_TARGET_S,
+        "pass": median < IMPORT_TARGET_S and not heavy,
+    }
+
+
+def peak_memory(
+    workload: Workload,
+    backends: Sequence[str],
+    data: tuple[np.ndarray, np.ndarray],
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Each backend's default gradient mode on ``workload``, once, in a process of its own: peak vs baseline."""
+    from polylin.report.runner import measure_variants
+
+    out = []
+    single = workload.replace(repeats=1)
+    for backend in backends:
+        grad = "analytic" if backend == "numpy" else "autodiff"
+        partial = measure_variants(single, [backend], grad_modes=[grad], data=data, progress=progress)
+        record = partial["variants"][0]
+        if record.get("status") != "ok":
+            out.append({"variant": record["variant"], "status": record["status"], "reason": record.get("reason")})
+            continue
+        memory = record["memory"]
+        above = memory["peak_rss_bytes"] - memory["baseline_rss_bytes"]
+        ratio = above / memory["data_bytes"]
+        out.append({
+            "variant": record["variant"],
+            "status": "ok",
+            **memory,
+            "peak_above_baseline_bytes": above,
+            "ratio": ratio,
+            "target": MEMORY_TARGET,
+            "pass": ratio <= MEMORY_TARGET,
+        })  # fmt: skip
+    return out
