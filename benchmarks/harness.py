@@ -90,12 +90,16 @@ class LoopTiming:
         return [t for times in self.epoch_times for t in times[1:]]
 
 
-def time_reference_run(reference: Reference, orders: Sequence[Any]) -> list[float]:
+def time_reference_run(
+    reference: Reference, orders: Sequence[Any], clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
     """Reset ``reference`` and run one epoch per order, each timed up to its synchronisation."""
     reference.reset()
     times = []
     for order in orders:
-        _, seconds = time_synchronized(lambda o=order: reference.run_epoch(o), lambda _: reference.synchronize())
+        _, seconds = time_synchronized(
+            lambda o=order: reference.run_epoch(o), lambda _: reference.synchronize(), clock
+        )
         times.append(seconds)
     return times
 
@@ -119,7 +123,9 @@ def measure_row(
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """polylin and every hand-written loop of ``row`` on ``plan``, interleaved; the ratio and parity."""
-    loops = [cls(plan.X, plan.y, plan.w0, plan.b0, plan.lr, plan.batch_size) for cls in references_for_row(row)]
+    loops = [
+        cls(plan.X, plan.y, plan.w0, plan.b0, plan.lr, plan.batch_size) for cls in references_for_row(row)
+    ]
     if not loops:
         raise LookupError(f"no hand-written loop for {row.label}")
     orders = [[loop.device_order(order) for order in plan.orders] for loop in loops]
@@ -128,8 +134,9 @@ def measure_row(
     started = clock()
 
     def run_polylin() -> None:
-        result, wall = fit_once(plan, row.backend, row.grad, backend_options=row.backend_options,
-                                caught=polylin.warnings)  # fmt: skip
+        result, wall = fit_once(
+            plan, row.backend, row.grad, backend_options=row.backend_options, caught=polylin.warnings
+        )
         polylin.add(result, wall)
 
     def run_loops() -> None:
@@ -152,16 +159,18 @@ def measure_row(
     for timing in timings:
         assert timing.w is not None
         params = np.append(timing.w, timing.b)
-        loop_results.append({
-            "name": timing.name,
-            "idiom": timing.idiom,
-            "steady_epoch_s": summarize(timing.steady),
-            "first_epoch_s": timing.epoch_times[0][0],
-            "epoch_times_s": timing.epoch_times,
-            "max_param_diff": float(np.max(np.abs(params - polylin_params))),
-            "params_match": tol.params_close(params, polylin_params),
-            "final_loss_host": half_mse(plan.X, plan.y, timing.w, timing.b),
-        })  # fmt: skip
+        loop_results.append(
+            {
+                "name": timing.name,
+                "idiom": timing.idiom,
+                "steady_epoch_s": summarize(timing.steady),
+                "first_epoch_s": timing.epoch_times[0][0],
+                "epoch_times_s": timing.epoch_times,
+                "max_param_diff": float(np.max(np.abs(params - polylin_params))),
+                "params_match": tol.params_close(params, polylin_params),
+                "final_loss_host": half_mse(plan.X, plan.y, timing.w, timing.b),
+            }
+        )
     best = min(loop_results, key=lambda r: r["steady_epoch_s"]["median"] or float("inf"))
     steady = summarize(polylin.steady_epochs)
     ratio = _ratio(steady["median"], best["steady_epoch_s"]["median"])
@@ -215,7 +224,7 @@ def bandwidth_floors(X: np.ndarray, order: np.ndarray, batch_size: int, repeats:
     Streaming: ``X @ v`` (each element of X read once, BLAS threads). Gather:
     the rows of each batch of the shuffled ``order`` copied into one reused
     buffer. Each is the median of ``repeats``; the floor is the fastest of
-    the methods available (NumPy always; torch when installed).
+    the methods available (NumPy always; torch and JAX when installed).
     """
     v = np.ones(X.shape[1], dtype=X.dtype)
     buffer = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
@@ -245,6 +254,28 @@ def bandwidth_floors(X: np.ndarray, order: np.ndarray, batch_size: int, repeats:
 
         stream["torch mv"] = _median_seconds(lambda: torch.mv(Xt, vt), repeats)
         gather["torch index_select(out=)"] = _median_seconds(torch_gather, repeats)
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        pass
+    else:
+        Xj = jax.device_put(X, jax.devices("cpu")[0])
+        n_full = len(idx) // batch_size
+        batches = jax.device_put(idx[: n_full * batch_size].astype(np.int32).reshape(n_full, batch_size))
+
+        @jax.jit
+        def jax_gather(X: Any, batches: Any) -> Any:
+            # Column sums keep the gathered rows alive (XLA drops unused work); no extra memory traffic.
+            def body(total: Any, rows: Any) -> tuple[Any, None]:
+                return total + jnp.take(X, rows, axis=0, mode="clip").sum(axis=0), None
+
+            return jax.lax.scan(body, jnp.zeros(X.shape[1], X.dtype), batches)[0]
+
+        stream["jax X @ v"] = _median_seconds(lambda: jax.block_until_ready(Xj @ jnp.asarray(v)), repeats)
+        gather["jax take(mode=clip) in lax.scan"] = _median_seconds(
+            lambda: jax.block_until_ready(jax_gather(Xj, batches)), repeats
+        )
     stream_method = min(stream, key=lambda k: stream[k])
     gather_method = min(gather, key=lambda k: gather[k])
     return {
@@ -253,8 +284,10 @@ def bandwidth_floors(X: np.ndarray, order: np.ndarray, batch_size: int, repeats:
         "stream_method": stream_method,
         "gather_s": gather[gather_method],
         "gather_method": gather_method,
-        "all_methods_s": {**{f"stream: {k}": v for k, v in stream.items()},
-                          **{f"gather: {k}": v for k, v in gather.items()}},  # fmt: skip
+        "all_methods_s": {
+            **{f"stream: {k}": v for k, v in stream.items()},
+            **{f"gather: {k}": v for k, v in gather.items()},
+        },
         "stream_gb_per_s": X.nbytes / stream[stream_method] / 1e9,
         "gather_gb_per_s": X.nbytes / gather[gather_method] / 1e9,
     }
@@ -280,8 +313,12 @@ def floor_ratios(rows: Sequence[dict[str, Any]], floors: dict[str, Any]) -> dict
     out: dict[str, Any] = {"per_backend": per_backend, "best_backend": best}
     if best is not None:
         over = per_backend[best]["over_gather"]
-        out["best"] = {"backend": best, "over_gather": over, "target": BEST_OVER_GATHER_TARGET,
-                       "pass": over <= BEST_OVER_GATHER_TARGET}  # fmt: skip
+        out["best"] = {
+            "backend": best,
+            "over_gather": over,
+            "target": BEST_OVER_GATHER_TARGET,
+            "pass": over <= BEST_OVER_GATHER_TARGET,
+        }
     return out
 
 
@@ -296,8 +333,14 @@ def sklearn_sgd(workload: Workload, X: np.ndarray, y: np.ndarray, repeats: int) 
     times = []
     model = None
     for _ in range(repeats):
-        model = SGDRegressor(loss="squared_error", penalty=None, max_iter=workload.epochs, tol=None,
-                             shuffle=True, random_state=workload.seed)  # fmt: skip
+        model = SGDRegressor(
+            loss="squared_error",
+            penalty=None,
+            max_iter=workload.epochs,
+            tol=None,
+            shuffle=True,
+            random_state=workload.seed,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             started = time.perf_counter()
@@ -308,7 +351,8 @@ def sklearn_sgd(workload: Workload, X: np.ndarray, y: np.ndarray, repeats: int) 
 
     return {
         "version": sklearn.__version__,
-        "settings": "SGDRegressor(loss='squared_error', penalty=None, max_iter=epochs, tol=None, shuffle=True, "
+        "settings": "SGDRegressor(loss='squared_error', penalty=None, max_iter=epochs, tol=None, "
+        "shuffle=True, "
         "learning_rate='invscaling', eta0=0.01); X converted to float64 before timing",
         "fit_s": summarize(times),
         "final_loss_host": half_mse(X, y, model.coef_, float(model.intercept_[0])),
@@ -373,7 +417,7 @@ def peak_memory(
     data: tuple[np.ndarray, np.ndarray],
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each backend's default gradient mode on ``workload``, once, in a process of its own: peak vs baseline."""
+    """Each backend's default gradient mode on ``workload``, once, in its own process: peak vs baseline."""
     from polylin.report.runner import measure_variants
 
     out = []
@@ -383,18 +427,22 @@ def peak_memory(
         partial = measure_variants(single, [backend], grad_modes=[grad], data=data, progress=progress)
         record = partial["variants"][0]
         if record.get("status") != "ok":
-            out.append({"variant": record["variant"], "status": record["status"], "reason": record.get("reason")})
+            out.append(
+                {"variant": record["variant"], "status": record["status"], "reason": record.get("reason")}
+            )
             continue
         memory = record["memory"]
         above = memory["peak_rss_bytes"] - memory["baseline_rss_bytes"]
         ratio = above / memory["data_bytes"]
-        out.append({
-            "variant": record["variant"],
-            "status": "ok",
-            **memory,
-            "peak_above_baseline_bytes": above,
-            "ratio": ratio,
-            "target": MEMORY_TARGET,
-            "pass": ratio <= MEMORY_TARGET,
-        })  # fmt: skip
+        out.append(
+            {
+                "variant": record["variant"],
+                "status": "ok",
+                **memory,
+                "peak_above_baseline_bytes": above,
+                "ratio": ratio,
+                "target": MEMORY_TARGET,
+                "pass": ratio <= MEMORY_TARGET,
+            }
+        )
     return out

@@ -12,7 +12,6 @@ shared machine are context. Results also go to ``bench-results/bench.json``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import (  # noqa: E402
+from benchmarks.harness import (
     BEST_OVER_GATHER_TARGET,
     EACH_OVER_GATHER_TARGET,
     MEMORY_TARGET,
@@ -36,11 +35,11 @@ from benchmarks.harness import (  # noqa: E402
     sklearn_sgd,
     sklearn_verdict,
 )
-from polylin.backends import BACKENDS, is_installed  # noqa: E402
-from polylin.report.manifest import environment, host, now  # noqa: E402
-from polylin.report.render_json import to_json  # noqa: E402
-from polylin.report.tables import mebibytes, seconds  # noqa: E402
-from polylin.report.workloads import get_workload, make_data, training_plan  # noqa: E402
+from polylin.backends import BACKENDS, is_installed
+from polylin.report.manifest import environment, host, now
+from polylin.report.render_json import to_json
+from polylin.report.tables import mebibytes, seconds
+from polylin.report.workloads import get_workload, make_data, training_plan
 
 WORKLOAD_NAMES = ("book", "large", "tiny-batch")
 BACKEND_NAMES = ("numpy", "jax", "torch", "mxnet")
@@ -64,10 +63,17 @@ def print_table(rows: list[list[str]], out: Any = sys.stdout) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("POLYLIN_BENCH_QUICK")),
-                        help="small workloads and 2 repeats (also POLYLIN_BENCH_QUICK=1)")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=bool(os.environ.get("POLYLIN_BENCH_QUICK")),
+        help="small workloads and 2 repeats (also POLYLIN_BENCH_QUICK=1)",
+    )
     parser.add_argument("--workloads", default=",".join(WORKLOAD_NAMES))
     parser.add_argument("--backends", default=",".join(BACKEND_NAMES))
     parser.add_argument("--repeats", type=int, default=None, help="override the repeats of every row")
@@ -88,19 +94,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def ratio_rows(results: list[dict[str, Any]]) -> list[list[str]]:
-    table = [["workload", "row", "polylin epoch", "hand-written epoch", "fastest hand-written loop",
-              "polylin µs/step", "ratio", "target", "result", "same params"]]  # fmt: skip
+    table = [
+        [
+            "workload",
+            "row",
+            "polylin epoch",
+            "hand-written epoch",
+            "fastest hand-written loop",
+            "polylin µs/step",
+            "ratio",
+            "target",
+            "result",
+            "same params",
+        ]
+    ]
     for r in results:
         if "error" in r:
             table.append([r["workload"], r["row"], "ERROR", r["error"][:60], "", "", "", "", "FAIL", ""])
             continue
         best = next(loop for loop in r["loops"] if loop["name"] == r["best_loop"])
-        table.append([
-            r["workload"], r["row"], seconds(r["polylin"]["steady_epoch_s"]["median"]),
-            seconds(best["steady_epoch_s"]["median"]), r["best_loop"],
-            f"{r['polylin']['us_per_step']:.3g}", f"{r['ratio']:.2f}", f"<= {r['target']:.2f}",
-            verdict(r["pass"]), "yes" if r["params_match"] else "NO",
-        ])  # fmt: skip
+        table.append(
+            [
+                r["workload"],
+                r["row"],
+                seconds(r["polylin"]["steady_epoch_s"]["median"]),
+                seconds(best["steady_epoch_s"]["median"]),
+                r["best_loop"],
+                f"{r['polylin']['us_per_step']:.3g}",
+                f"{r['ratio']:.2f}",
+                f"<= {r['target']:.2f}",
+                verdict(r["pass"]),
+                "yes" if r["params_match"] else "NO",
+            ]
+        )
     return table
 
 
@@ -126,17 +152,24 @@ def main(argv: list[str] | None = None) -> int:
             results["skipped"].append({"backend": name, "reason": reason})
             print(f"SKIPPED {name}: {reason}", flush=True)
     mode = "quick" if args.quick else "full"
-    print(f"polylin benchmark ({mode}) on {results['host']['cpu_model']}, "
-          f"{results['host']['usable_cpus']} CPUs; backends: {', '.join(backends)}", flush=True)  # fmt: skip
+    print(
+        f"polylin benchmark ({mode}) on {results['host']['cpu_model']}, "
+        f"{results['host']['usable_cpus']} CPUs; backends: {', '.join(backends)}",
+        flush=True,
+    )
 
     if "import" not in args.skip:
         imp = import_time(runs=3 if args.quick else 7)
         results["import"] = imp
-        print(f"\nimport polylin: {imp['seconds']['median'] * 1e3:.1f} ms median of {imp['seconds']['n']} fresh "
-              f"interpreters (min {imp['seconds']['min'] * 1e3:.1f}, max {imp['seconds']['max'] * 1e3:.1f}; "
-              f"numpy alone {imp['numpy_alone_s'] * 1e3:.1f} ms); frameworks imported: "
-              f"{', '.join(imp['heavy_modules_imported']) or 'none'}; target < 100 ms and none: "
-              f"{verdict(imp['pass'])}", flush=True)  # fmt: skip
+        print(
+            f"\nimport polylin: {imp['seconds']['median'] * 1e3:.1f} ms median of {imp['seconds']['n']} "
+            "fresh "
+            f"interpreters (min {imp['seconds']['min'] * 1e3:.1f}, max {imp['seconds']['max'] * 1e3:.1f}; "
+            f"numpy alone {imp['numpy_alone_s'] * 1e3:.1f} ms); frameworks imported: "
+            f"{', '.join(imp['heavy_modules_imported']) or 'none'}; target < 100 ms and none: "
+            f"{verdict(imp['pass'])}",
+            flush=True,
+        )
 
     large_data = None
     for name in args.workloads:
@@ -150,45 +183,91 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             for row in ROWS[backend]:
                 try:
-                    record = measure_row(plan, row, repeats, budget_s=None if args.quick else ROW_BUDGET_S[name])
+                    record = measure_row(
+                        plan, row, repeats, budget_s=None if args.quick else ROW_BUDGET_S[name]
+                    )
                 except Exception as exc:  # one broken row must not hide the others
-                    record = {"workload": name, "row": row.label, "backend": row.backend, "grad": row.grad,
-                              "path": row.path, "error": f"{type(exc).__name__}: {exc}", "pass": False}  # fmt: skip
+                    record = {
+                        "workload": name,
+                        "row": row.label,
+                        "backend": row.backend,
+                        "grad": row.grad,
+                        "path": row.path,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "pass": False,
+                    }
                     print(f"  {row.label}: ERROR {record['error']}", flush=True)
                 else:
                     best = next(lp for lp in record["loops"] if lp["name"] == record["best_loop"])
-                    print(f"  {row.label}: polylin {seconds(record['polylin']['steady_epoch_s']['median'])}, "
-                          f"{record['best_loop']} {seconds(best['steady_epoch_s']['median'])}, "
-                          f"ratio {record['ratio']:.2f} [{record['seconds']:.0f} s]", flush=True)  # fmt: skip
+                    print(
+                        f"  {row.label}: polylin {seconds(record['polylin']['steady_epoch_s']['median'])}, "
+                        f"{record['best_loop']} {seconds(best['steady_epoch_s']['median'])}, "
+                        f"ratio {record['ratio']:.2f} [{record['seconds']:.0f} s]",
+                        flush=True,
+                    )
                 workload_rows.append(record)
         results["rows"].extend(workload_rows)
         if name == "large":
             large_data = (workload, X, y, plan, [r for r in workload_rows if "error" not in r])
 
-    print("\nOverhead of sharing: polylin's steady-state epoch over the fastest hand-written loop (same framework, "
-          "same gradient method, same data and batches, same process)")  # fmt: skip
+    print(
+        "\nOverhead of sharing: polylin's steady-state epoch over the fastest hand-written loop "
+        "(same framework, "
+        "same gradient method, same data and batches, same process)"
+    )
     print_table(ratio_rows(results["rows"]))
 
     if large_data is not None:
         workload, X, y, plan, rows = large_data
         if "floors" not in args.skip:
-            floors = bandwidth_floors(plan.X, plan.orders[0], workload.batch_size, repeats=3 if args.quick else 5)
+            floors = bandwidth_floors(
+                plan.X, plan.orders[0], workload.batch_size, repeats=3 if args.quick else 5
+            )
             ratios = floor_ratios(rows, floors)
             results["floors"] = {**floors, **ratios}
-            print(f"\nMemory-bandwidth floors on large (X is {mebibytes(floors['bytes'])}): streaming pass "
-                  f"{seconds(floors['stream_s'])} ({floors['stream_method']}, {floors['stream_gb_per_s']:.1f} GB/s), "
-                  f"shuffled gather pass {seconds(floors['gather_s'])} ({floors['gather_method']}, "
-                  f"{floors['gather_gb_per_s']:.1f} GB/s)")  # fmt: skip
-            table = [["backend", "best polylin epoch", "row", "/ streaming", "/ shuffled gather", "target", "result"]]
+            print(
+                f"\nMemory-bandwidth floors on large (X is {mebibytes(floors['bytes'])}): streaming pass "
+                f"{seconds(floors['stream_s'])} ({floors['stream_method']}, "
+                f"{floors['stream_gb_per_s']:.1f} GB/s), "
+                f"shuffled gather pass {seconds(floors['gather_s'])} ({floors['gather_method']}, "
+                f"{floors['gather_gb_per_s']:.1f} GB/s)"
+            )
+            table = [
+                [
+                    "backend",
+                    "best polylin epoch",
+                    "row",
+                    "/ streaming",
+                    "/ shuffled gather",
+                    "target",
+                    "result",
+                ]
+            ]
             for backend, entry in ratios["per_backend"].items():
-                table.append([backend, seconds(entry["epoch_s"]), entry["row"], f"{entry['over_stream']:.2f}",
-                              f"{entry['over_gather']:.2f}",
-                              f"<= {entry['target']:.1f}" if "target" in entry else "(none)",
-                              verdict(entry.get("pass"))])  # fmt: skip
+                table.append(
+                    [
+                        backend,
+                        seconds(entry["epoch_s"]),
+                        entry["row"],
+                        f"{entry['over_stream']:.2f}",
+                        f"{entry['over_gather']:.2f}",
+                        f"<= {entry['target']:.1f}" if "target" in entry else "(none)",
+                        verdict(entry.get("pass")),
+                    ]
+                )
             if "best" in ratios:
                 best = ratios["best"]
-                table.append([f"best ({best['backend']})", "", "", "", f"{best['over_gather']:.2f}",
-                              f"<= {BEST_OVER_GATHER_TARGET:.1f}", verdict(best["pass"])])  # fmt: skip
+                table.append(
+                    [
+                        f"best ({best['backend']})",
+                        "",
+                        "",
+                        "",
+                        f"{best['over_gather']:.2f}",
+                        f"<= {BEST_OVER_GATHER_TARGET:.1f}",
+                        verdict(best["pass"]),
+                    ]
+                )
             print_table(table)
         if "sklearn" not in args.skip and rows:
             try:
@@ -199,24 +278,36 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 sk.update(sklearn_verdict(sk, rows))
                 results["sklearn"] = sk
-                print(f"\nscikit-learn {sk['version']} SGDRegressor on large, {workload.epochs} epochs: "
-                      f"{seconds(sk['fit_s']['median'])}, final loss {sk['final_loss_host']:.6g}; polylin "
-                      f"{sk['polylin_row']} whole fit {seconds(sk['polylin_fit_s'])}, final loss "
-                      f"{sk['polylin_final_loss_host']:.6g}: {sk['speedup']:.1f}x faster (target >= "
-                      f"{sk['target']:.0f}x at equal or better loss, within 1%): {verdict(sk['pass'])}")  # fmt: skip
+                print(
+                    f"\nscikit-learn {sk['version']} SGDRegressor on large, {workload.epochs} epochs: "
+                    f"{seconds(sk['fit_s']['median'])}, final loss {sk['final_loss_host']:.6g}; polylin "
+                    f"{sk['polylin_row']} whole fit {seconds(sk['polylin_fit_s'])}, final loss "
+                    f"{sk['polylin_final_loss_host']:.6g}: {sk['speedup']:.1f}x faster (target >= "
+                    f"{sk['target']:.0f}x at equal or better loss, within 1%): {verdict(sk['pass'])}"
+                )
         if "memory" not in args.skip:
             memory = peak_memory(workload, backends, (X, y))
             results["memory"] = memory
-            print(f"\nPeak memory on large, each backend alone in a fresh process (data X and y: "
-                  f"{mebibytes(workload.data_bytes)}); target: peak <= baseline + {MEMORY_TARGET} x data")  # fmt: skip
+            print(
+                f"\nPeak memory on large, each backend alone in a fresh process (data X and y: "
+                f"{mebibytes(workload.data_bytes)}); target: peak <= baseline + {MEMORY_TARGET} x data"
+            )
             table = [["variant", "baseline", "peak", "peak - baseline", "/ data", "target", "result"]]
             for m in memory:
                 if m["status"] != "ok":
                     table.append([m["variant"], m["status"], m.get("reason") or "", "", "", "", "FAIL"])
                     continue
-                table.append([m["variant"], mebibytes(m["baseline_rss_bytes"]), mebibytes(m["peak_rss_bytes"]),
-                              mebibytes(m["peak_above_baseline_bytes"]), f"{m['ratio']:.2f}",
-                              f"<= {MEMORY_TARGET}", verdict(m["pass"])])  # fmt: skip
+                table.append(
+                    [
+                        m["variant"],
+                        mebibytes(m["baseline_rss_bytes"]),
+                        mebibytes(m["peak_rss_bytes"]),
+                        mebibytes(m["peak_above_baseline_bytes"]),
+                        f"{m['ratio']:.2f}",
+                        f"<= {MEMORY_TARGET}",
+                        verdict(m["pass"]),
+                    ]
+                )
             print_table(table)
 
     verdicts = [r.get("pass") for r in results["rows"]]
@@ -231,12 +322,19 @@ def main(argv: list[str] | None = None) -> int:
     verdicts += [m.get("pass", False) for m in results.get("memory", [])]
     passed = sum(v is True for v in verdicts)
     failed = sum(v is False for v in verdicts)
-    results["summary"] = {"passed": passed, "failed": failed, "seconds": time.perf_counter() - started,
-                          "overhead_target": OVERHEAD_TARGET, "each_over_gather_target": EACH_OVER_GATHER_TARGET}  # fmt: skip
+    results["summary"] = {
+        "passed": passed,
+        "failed": failed,
+        "seconds": time.perf_counter() - started,
+        "overhead_target": OVERHEAD_TARGET,
+        "each_over_gather_target": EACH_OVER_GATHER_TARGET,
+    }
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_json(results))
-    print(f"\n{passed} targets met, {failed} not met ({time.perf_counter() - started:.0f} s); results in {path}")
+    print(
+        f"\n{passed} targets met, {failed} not met ({time.perf_counter() - started:.0f} s); results in {path}"
+    )
     return 1 if args.strict and failed else 0
 
 

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from polylin.backends import backend_class, resolve_backend
-from polylin.backends.array_api_backend import ArrayApiBackend
-from polylin.checkpoint import data_fingerprint, resume_point
+from polylin.checkpoint import data_fingerprint, resume_point, warm_start_point
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
 from polylin.dtypes import canonical_dtype
 from polylin.errors import DivergenceError, TrainingInterruptedWarning
@@ -25,7 +24,6 @@ from polylin.validation import (
     check_learning_rate,
     check_positive_int,
     check_seed,
-    host_training_data,
 )
 
 DIVERGENCE_POLICIES = ("raise", "stop")
@@ -53,6 +51,7 @@ def fit(
     on_epoch: EpochCallback | None = None,
     backend_options: Mapping[str, Any] | None = None,
     resume: str | os.PathLike[str] | FitResult | None = None,
+    warm_start: FitResult | None = None,
     check_stability: bool = True,
 ) -> FitResult:
     """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
@@ -107,6 +106,11 @@ def fit(
         intercept and dtype must be the checkpoint's (else a
         :class:`~polylin.errors.CheckpointError`); on the same backend the result is
         bitwise that of an uninterrupted run.
+    warm_start:
+        A :class:`FitResult` to continue on *this* data, which may differ from the data
+        it was trained on (only the number of features must match): its parameters
+        carry over and the epoch count, hence the batch order, continues. This is what
+        :meth:`SGDLinearRegressor.partial_fit` uses.
     check_stability:
         Warn (:class:`~polylin.errors.StabilityWarning`) before training when ``lr`` is
         above ``2/λ_max``, the full-batch gradient-descent bound (see :mod:`polylin.stability`).
@@ -143,10 +147,8 @@ def fit(
         true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
         true_b = (BOOK_TRUE_B if fit_intercept else 0.0) if true_b is None else true_b
         X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
-    elif isinstance(be, ArrayApiBackend):  # validated in X's own namespace: a dask X stays lazy
-        X_host, y_host = be.training_arrays(X, y)
     else:
-        X_host, y_host = host_training_data(X, y, be)
+        X_host, y_host = be.training_data(X, y)
     n, d = X_host.shape
     if batch_size > n:
         raise ValueError(
@@ -174,7 +176,16 @@ def fit(
         "n_features": d,
         "data_fingerprint": data_fingerprint(X_host, y_host, be.np_dtype),
     }
-    start = None if resume is None else resume_point(resume, config=config, dtype=be.dtype)
+    if resume is not None and warm_start is not None:
+        raise ValueError(
+            "Pass resume= (continue the same run) or warm_start= (continue on new data), not both."
+        )
+    if resume is not None:
+        start = resume_point(resume, config=config, dtype=be.dtype)
+    elif warm_start is not None:
+        start = warm_start_point(warm_start, n_features=d, epochs=epochs)
+    else:
+        start = None
     if start is not None:
         if start.start_epoch == epochs:
             return start.previous  # already trained for `epochs` epochs: nothing to do

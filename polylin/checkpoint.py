@@ -265,6 +265,35 @@ class ResumePoint:
     start_epoch: int
 
 
+def warm_start_point(previous: FitResult, *, n_features: int, epochs: int) -> ResumePoint:
+    """Continue ``previous`` on possibly different data: only the number of features must match.
+
+    This is scikit-learn's ``partial_fit`` / ``warm_start`` meaning: the
+    parameters carry over and the epoch count (hence the next batch order)
+    continues, whatever the data now is. Use ``resume`` to continue the *same*
+    training run, with its compatibility checks.
+    """
+    if not isinstance(previous, FitResult):
+        raise TypeError(f"warm_start={type(previous).__name__} must be a FitResult.")
+    if previous.diverged_at is not None:
+        raise ValueError(
+            f"warm_start: that fit diverged at epoch {previous.diverged_at[0]}; start a new fit "
+            "with a lower lr or standardised features."
+        )
+    if previous.w.shape != (n_features,):
+        raise ValueError(
+            f"warm_start: that fit has {previous.w.shape[0]} features but X has {n_features}; "
+            "continue on data with the same columns."
+        )
+    completed = previous.epochs_completed
+    if epochs < completed:
+        raise ValueError(
+            f"warm_start: epochs={epochs} is fewer than the {completed} epochs already trained; "
+            f"epochs counts the total, so pass epochs >= {completed}."
+        )
+    return ResumePoint(previous, np.array(previous.w, copy=True), np.array([previous.b]), completed)
+
+
 def resume_point(
     resume: str | os.PathLike[str] | FitResult, *, config: Mapping[str, Any], dtype: str
 ) -> ResumePoint:

@@ -21,7 +21,6 @@ Requires scikit-learn >= 1.6 (``pip install 'polylin[sklearn]'``).
 from __future__ import annotations
 
 import numbers
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,11 +46,9 @@ from polylin.backends.array_api_backend import (
     namespace_of,
     to_namespace,
 )
-from polylin.checkpoint import RESUME_MUST_MATCH, data_fingerprint
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
-from polylin.losses import get_loss
 from polylin.result import FitResult
-from polylin.validation import check_learning_rate, check_positive_int
+from polylin.validation import check_positive_int
 
 #: The ``check_estimator`` checks this estimator does not pass, each with the reason.
 #: Empty: it passes every check scikit-learn 1.7 runs on a regressor, on every backend.
@@ -205,7 +202,7 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             data,
             epochs=previous.epochs_completed + 1,
             seed=self.seed_,
-            resume=self._checkpoint_for(previous, data),
+            warm_start=previous,
         )
         self._store(result, data, self.seed_)
         return self
@@ -312,7 +309,7 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return min(batch_size, n)
 
     def _polylin_fit(
-        self, data: _TrainingData, *, epochs: int, seed: int, resume: FitResult | None = None
+        self, data: _TrainingData, *, epochs: int, seed: int, warm_start: FitResult | None = None
     ) -> FitResult:
         return polylin_fit(
             data.X,
@@ -330,38 +327,8 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             fit_intercept=self.fit_intercept,
             grad=self.grad,
             backend_options=self.backend_options,
-            resume=resume,
+            warm_start=warm_start,
         )
-
-    def _checkpoint_for(self, previous: FitResult, data: _TrainingData) -> FitResult:
-        """``previous`` as a checkpoint of a fit on ``data`` with the current parameters.
-
-        :func:`polylin.fit`'s ``resume`` continues a checkpoint from its last
-        epoch with the next epoch's batch order, and refuses one trained on
-        other data or settings. ``partial_fit`` means exactly that
-        continuation on whatever data it is given now, so the checkpoint is
-        restated for this data (and for parameters changed since with
-        ``set_params``).
-        """
-        np_dtype = SUPPORTED_DTYPES[data.dtype]
-        restated = {
-            "n_examples": data.n_examples,
-            "n_features": data.n_features,
-            "data_fingerprint": data_fingerprint(data.rows(data.X), data.rows(data.y), np_dtype),
-            "loss": get_loss(self.loss).name,
-            "lr": check_learning_rate(self.lr),
-            "batch_size": self._batch_size(data.n_examples),
-            "seed": self.seed_,
-            "shuffle": bool(self.shuffle),
-            "fit_intercept": bool(self.fit_intercept),
-        }
-        unknown = set(RESUME_MUST_MATCH) - set(restated)
-        if unknown:
-            raise RuntimeError(
-                f"partial_fit does not know how to restate the checkpoint entries {sorted(unknown)}; "
-                "polylin.fit's resume checks changed."
-            )
-        return replace(previous, config={**previous.config, **restated})
 
     def _store(self, result: FitResult, data: _TrainingData, seed: int) -> None:
         np_dtype = SUPPORTED_DTYPES[result.dtype]

@@ -186,6 +186,8 @@ def loss_curves(results: Any, *, title: str | None = None, log: bool = True) -> 
     Epoch 0 is the initial loss. A run that diverged ends where its loss was
     last finite, with a cross at the epoch where it diverged.
     """
+    from matplotlib.ticker import MaxNLocator
+
     labelled = _as_results(results)
     if not labelled:
         raise ValueError("results is empty; pass at least one FitResult.")
@@ -217,7 +219,7 @@ def loss_curves(results: Any, *, title: str | None = None, log: bool = True) -> 
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("full-data loss")
     if len(labelled) > 1:
         spread = max(abs(r.final_loss - labelled[0][1].final_loss) for _, r in labelled)

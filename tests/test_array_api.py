@@ -95,7 +95,7 @@ def test_dask_data_stays_lazy_until_the_fit_reads_it() -> None:
     """Validation and training read the dask array through dask: no full host copy is handed in."""
     X, y = polylin.synthetic_data(n=400, seed=0)
     be = ArrayApiBackend(like=as_dask(X))
-    X_checked, y_checked = be.training_arrays(as_dask(X), as_dask(y))
+    X_checked, y_checked = be.training_data(as_dask(X), as_dask(y))
     assert isinstance(X_checked.array, da.Array) and isinstance(y_checked.array, da.Array)
     rows = X_checked[np.array([3, 1, 399])]
     np.testing.assert_array_equal(rows, X[[3, 1, 399]])

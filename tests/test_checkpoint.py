@@ -165,14 +165,19 @@ def test_a_process_killed_mid_write_leaves_the_old_file_or_none(existing: bool, 
         old.save(path)
     # The child writes half a checkpoint and dies on the spot: no cleanup, no exception handling.
     code = (
-        "import os, sys, numpy as np, polylin\n"
-        "sys.path.insert(0, sys.argv[2])\n"
-        "from test_checkpoint import half_written_savez\n"
-        "np.savez = half_written_savez(np.savez, lambda: os._exit(9))\n"
+        "import io, os, sys, numpy as np, polylin\n"
+        "real_savez = np.savez\n"
+        "def savez(stream, **arrays):\n"
+        "    buffer = io.BytesIO()\n"
+        "    real_savez(buffer, **arrays)\n"
+        "    stream.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])\n"
+        "    stream.flush()\n"
+        "    os._exit(9)\n"
+        "np.savez = savez\n"
         "polylin.fit(epochs=2).save(sys.argv[1])\n"
     )
     child = subprocess.run(
-        [sys.executable, "-c", code, str(path), str(Path(__file__).parent)],
+        [sys.executable, "-c", code, str(path)],
         capture_output=True,
         text=True,
         check=False,

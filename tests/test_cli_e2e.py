@@ -219,11 +219,27 @@ def test_bad_data_and_options_are_one_line_errors(installed: Installed, workdir:
 
 def test_divergence(installed: Installed, workdir: Path) -> None:
     raised = polylin_cli(installed, "fit", "--lr", "30", "--no-stability-check", cwd=workdir)
-    assert_one_error_line(raised, "diverged", "epoch 1, step")
+    assert_one_error_line(raised, "diverged on numpy", "epoch 1, step", "--on-divergence stop")
+    assert "warning" not in raised.stderr
     stopped = polylin_cli(installed, "fit", "--lr", "30", "--on-divergence", "stop", cwd=workdir)
     assert stopped.returncode == 1
     assert "polylin: warning: lr=30 is above 2/λ_max" in stopped.stderr
+    assert "Pass --no-stability-check" in stopped.stderr
     assert "polylin: numpy diverged at epoch 1, step" in stopped.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(installed: Installed, workdir: Path) -> None:
+    reader = subprocess.Popen(
+        ["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=workdir
+    )
+    done = subprocess.run(
+        [str(installed.script), "fit", "--epochs", "300", "--json"], stdout=reader.stdin,
+        stderr=subprocess.PIPE, text=True, cwd=workdir, env=installed.env, check=False,
+    )  # fmt: skip
+    assert reader.stdin is not None
+    reader.stdin.close()
+    reader.wait(timeout=60)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 def test_backend_options_reach_the_backend(installed: Installed, workdir: Path) -> None:

@@ -71,6 +71,8 @@ def test_learning_rates_converge_diverge_and_are_marked() -> None:
     assert steps[2] < steps[1]  # lr 0.3 is faster than the book's 0.03
     fit_diverged = result.fits[3].diverged_at
     assert fit_diverged is not None and fit_diverged[0] == math.ceil(wild.diverged_at / wild.steps_per_epoch)
+    # the same step, counted over the whole run
+    assert (fit_diverged[0] - 1) * wild.steps_per_epoch + fit_diverged[1] == wild.diverged_at
     assert result.fits[1].diverged_at is None
     fig = result.figure()
     top = fig.axes[0].get_ylim()[1]
@@ -196,8 +198,10 @@ def test_planck_objective_gradient_by_hand_matches_autodiff(backend: str) -> Non
         params = be.parameters(np.array([C2 / 4000.0]), np.array([0.1]), trainable=be.has_autodiff)
         _, grads = be.value_and_grad(objective)(params, X, y)
         by_hand = objective.gradient(be.parameters(np.array([C2 / 4000.0]), np.array([0.1]), False), X, y)
+        # 1e-7, not tighter: a one-off 1e-9 miss was seen on MXNet, whose float64 exp/log
+        # kernels are not correctly rounded.
         for auto, hand in zip(grads, by_hand, strict=True):
-            np.testing.assert_allclose(be.to_numpy(auto), be.to_numpy(hand), rtol=1e-9)
+            np.testing.assert_allclose(be.to_numpy(auto), be.to_numpy(hand), rtol=1e-7)
 
 
 # -- 9. why shuffle ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The comparison report: workloads, measurement helpers, quality and parity, merging, the three files, the CLI."""
+"""The comparison report: workloads, measurement, quality and parity, merging, the three files, the CLI."""
 
 from __future__ import annotations
 
@@ -25,11 +25,17 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL = {"n": 400, "d": 3, "batch_size": 16, "lr": 0.1, "epochs": 3, "repeats": 2}
 
 
-# -- workloads -----------------------------------------------------------------------------------------------
+# -- workloads --------------------------------------------------------------------------------------
 def test_named_workloads_match_the_issue() -> None:
     book, large, tiny = WORKLOADS["book"], WORKLOADS["large"], WORKLOADS["tiny-batch"]
     assert (book.n, book.d, book.batch_size, book.lr, book.epochs) == (1000, 2, 10, 0.03, 3)
-    assert (large.n, large.d, large.batch_size, large.epochs, large.dtype) == (1_000_000, 100, 1024, 3, "float32")
+    assert (large.n, large.d, large.batch_size, large.epochs, large.dtype) == (
+        1_000_000,
+        100,
+        1024,
+        3,
+        "float32",
+    )
     assert (tiny.n, tiny.d, tiny.batch_size) == (100_000, 10, 1)
     assert tiny.epochs * tiny.steps == 20_000
 
@@ -83,7 +89,7 @@ def test_fingerprint_tells_data_apart() -> None:
     assert fingerprint(X, y) != fingerprint(X, y2)
 
 
-# -- measurement helpers ---------------------------------------------------------------------------------------
+# -- measurement helpers ----------------------------------------------------------------------------
 def test_summarize() -> None:
     assert summarize([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
     assert summarize([])["median"] is None
@@ -121,7 +127,7 @@ def test_memory_readings_are_plausible() -> None:
     del block
 
 
-# -- quality and parity -----------------------------------------------------------------------------------------
+# -- quality and parity -----------------------------------------------------------------------------
 def test_least_squares_matches_lstsq_and_scores() -> None:
     rng = np.random.default_rng(3)
     X = rng.normal(size=(500, 4)).astype(np.float32)
@@ -132,8 +138,9 @@ def test_least_squares_matches_lstsq_and_scores() -> None:
     np.testing.assert_allclose(optimum.w, theta[:4], rtol=1e-9, atol=1e-10)
     assert optimum.b == pytest.approx(theta[4], abs=1e-10)
     assert optimum.loss == pytest.approx(half_mse(X, y, theta[:4], theta[4]))
-    scores = quality(X, y, optimum.w, optimum.b, true_w=np.array([1.0, -2.0, 0.5, 3.0]), true_b=0.7,
-                     optimum=optimum)  # fmt: skip
+    scores = quality(
+        X, y, optimum.w, optimum.b, true_w=np.array([1.0, -2.0, 0.5, 3.0]), true_b=0.7, optimum=optimum
+    )
     assert scores["ls_distance"] == pytest.approx(0.0, abs=1e-12)
     assert scores["excess_loss"] == pytest.approx(0.0, abs=1e-12)
     assert 0.99 < scores["r2"] < 1.0
@@ -152,7 +159,7 @@ def test_parity_passes_rounding_and_fails_a_real_difference() -> None:
     assert parity(short, reference, "float32")["losses_pass"] is False
 
 
-# -- end to end ----------------------------------------------------------------------------------------------------
+# -- end to end -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def numpy_torch_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, Path]]:
     """One real comparison (numpy and torch in worker processes), written to disk."""
@@ -162,9 +169,18 @@ def numpy_torch_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, 
     return comparison.report, comparison.files
 
 
-def test_compare_writes_all_three_forms_and_the_plots(numpy_torch_report: tuple[dict, dict[str, Path]]) -> None:
+def test_compare_writes_all_three_forms_and_the_plots(
+    numpy_torch_report: tuple[dict, dict[str, Path]],
+) -> None:
     report, files = numpy_torch_report
-    for name in ("json", "markdown", "html", "figure:loss_vs_epoch", "figure:loss_vs_time", "figure:throughput"):
+    for name in (
+        "json",
+        "markdown",
+        "html",
+        "figure:loss_vs_epoch",
+        "figure:loss_vs_time",
+        "figure:throughput",
+    ):
         assert files[name].exists(), name
     for name in ("figure:loss_vs_epoch", "figure:loss_vs_time", "figure:throughput"):
         assert files[name].read_bytes()[:8] == PNG_SIGNATURE
@@ -214,9 +230,7 @@ def test_report_contents(numpy_torch_report: tuple[dict, dict[str, Path]]) -> No
     assert manifest["data"]["consistent"] is True
 
 
-def test_skipped_backends_are_listed_with_the_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_skipped_backends_are_listed_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_runner, "is_installed", lambda name: name == "numpy")
     comparison = compare(["numpy", "mxnet"], SMALL | {"repeats": 1}, out=tmp_path, grad_modes="analytic")
     skipped = comparison.report["skipped"]
@@ -274,11 +288,13 @@ def test_write_report_with_nothing_measured(tmp_path: Path) -> None:
     assert "not applicable" in files["markdown"].read_text()
 
 
-# -- command line and import --------------------------------------------------------------------------------------------
+# -- command line and import ------------------------------------------------------------------------
 def test_cli_partial_then_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     part = tmp_path / "parts" / "numpy.json"
     common = ["--n", "300", "--features", "2", "--batch-size", "10", "--repeats", "1"]
-    assert main(["compare", "--backends", "numpy", "--grad", "analytic", "--partial", str(part), *common]) == 0
+    assert (
+        main(["compare", "--backends", "numpy", "--grad", "analytic", "--partial", str(part), *common]) == 0
+    )
     assert load_partials([part])[0]["variants"][0]["status"] == "ok"
     out = tmp_path / "report"
     assert main(["compare", "--merge", str(part), "--backends", "numpy", "--out", str(out)]) == 0
@@ -303,7 +319,8 @@ def test_check_backends() -> None:
 
 def test_import_polylin_leaves_matplotlib_out_and_compare_is_lazy() -> None:
     probe = (
-        "import sys, polylin; assert 'matplotlib' not in sys.modules and 'polylin.report' not in sys.modules; "
+        "import sys, polylin; "
+        "assert 'matplotlib' not in sys.modules and 'polylin.report' not in sys.modules; "
         "compare = polylin.compare; assert 'matplotlib' not in sys.modules; print(compare.__module__)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -41,7 +41,9 @@ class _Jax(Reference):
         lr, gradient = self.lr, self.gradient
 
         def sgd(params: tuple[Any, Any], X: Any, y: Any, idx: Any) -> tuple[Any, Any]:
-            gw, gb = gradient(params, jnp.take(X, idx, axis=0), jnp.take(y, idx))
+            # mode="clip": the indices are a permutation, always in bounds, and clipping compiles to a
+            # plain gather, about 4x faster on CPU than the default "fill" (which masks out-of-bounds rows).
+            gw, gb = gradient(params, jnp.take(X, idx, axis=0, mode="clip"), jnp.take(y, idx, mode="clip"))
             return params[0] - lr * gw, params[1] - lr * gb
 
         self.sgd = sgd
@@ -119,25 +121,25 @@ class _JaxScan(_Jax):
 
 class JaxStepAutodiff(_JaxStep):
     grad = "autodiff"
-    idiom = "jit(step) per batch, jax.grad, donated params, batch cut by dynamic_slice"
+    idiom = "jit(step) per batch, jax.grad, take(mode=clip), donated params, batch cut by dynamic_slice"
     gradient = staticmethod(_grad_autodiff)  # type: ignore[assignment]
 
 
 class JaxStepAnalytic(_JaxStep):
     grad = "analytic"
-    idiom = "jit(step) per batch, hand-derived gradient, donated params"
+    idiom = "jit(step) per batch, hand-derived gradient, take(mode=clip), donated params"
     gradient = staticmethod(_grad_analytic)  # type: ignore[assignment]
 
 
 class JaxScanAutodiff(_JaxScan):
     grad = "autodiff"
-    idiom = "jit(epoch) = lax.scan over batches, jax.grad, gather inside the scan"
+    idiom = "jit(epoch) = lax.scan over batches, jax.grad, take(mode=clip) inside the scan"
     gradient = staticmethod(_grad_autodiff)  # type: ignore[assignment]
 
 
 class JaxScanAnalytic(_JaxScan):
     grad = "analytic"
-    idiom = "jit(epoch) = lax.scan over batches, hand-derived gradient, gather inside the scan"
+    idiom = "jit(epoch) = lax.scan over batches, hand-derived gradient, take(mode=clip) inside the scan"
     gradient = staticmethod(_grad_analytic)  # type: ignore[assignment]
 
 

@@ -52,7 +52,7 @@ class NumpyInPlace(Reference):
 
 
 class NumpyInPlaceOneThread(NumpyInPlace):
-    """The same loop with the BLAS limited to one thread (threadpoolctl): no thread wake-ups on small batches."""
+    """The same loop with BLAS limited to one thread (threadpoolctl): no thread wake-ups on small batches."""
 
     idiom = "as above, BLAS limited to 1 thread (threadpoolctl)"
 

@@ -1,4 +1,4 @@
-"""PyTorch eager: ``index_select``, fused in-place ``addmv_`` / ``sub_(alpha=)``; autograd with ``grad = None``."""
+"""PyTorch eager: ``index_select``, in-place ``addmv_`` / ``sub_(alpha=)``; autograd with ``grad = None``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,28 @@ class TorchAnalytic(_Torch):
                 b.sub_(r.sum(), alpha=lr / m)
 
 
+class TorchAnalyticMatmul(_Torch):
+    """Hand-derived gradient as ``r @ X_b`` (``matmul``), applied with ``sub_(alpha=)``."""
+
+    grad = "analytic"
+    idiom = "index_select, addmv, gw = r @ X_b (matmul), w.sub_(gw, alpha=lr/m)"
+
+    def reset(self) -> None:
+        self.w = torch.tensor(self.w0, device=self.device)
+        self.b = torch.tensor(self.b0, device=self.device)
+
+    def run_epoch(self, order: Any) -> None:
+        X, y, w, b, lr = self.X, self.y, self.w, self.b, self.lr
+        with torch.no_grad():
+            for start, stop in batch_slices(len(order), self.batch_size):
+                m = stop - start
+                idx = order[start:stop]
+                xb = X.index_select(0, idx)
+                r = torch.addmv(b, xb, w).sub_(y.index_select(0, idx))
+                w.sub_(torch.matmul(r, xb), alpha=lr / m)
+                b.sub_(r.sum(), alpha=lr / m)
+
+
 class TorchBackward(_Torch):
     """Autograd: ``loss.backward()``, update under ``no_grad`` with ``sub_(alpha=)``, then ``grad = None``."""
 
@@ -130,4 +152,10 @@ class TorchAutogradGrad(_Torch):
                 b.sub_(gb, alpha=lr)
 
 
-REFERENCES: list[type[Reference]] = [TorchAnalyticBuffers, TorchAnalytic, TorchBackward, TorchAutogradGrad]
+REFERENCES: list[type[Reference]] = [
+    TorchAnalyticBuffers,
+    TorchAnalytic,
+    TorchAnalyticMatmul,
+    TorchBackward,
+    TorchAutogradGrad,
+]

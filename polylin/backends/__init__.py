@@ -84,7 +84,8 @@ def _entry(name: str) -> BackendEntry:
         return BACKENDS[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"backend={name!r} is not a known backend; choose one of {list(KNOWN_BACKENDS)}."
+            f"backend={name!r} is not a known backend; choose one of {list(KNOWN_BACKENDS)}, "
+            "or 'auto' (the backend X belongs to)."
         ) from None
 
 

@@ -152,6 +152,16 @@ class Backend(ABC):
         """Whether ``x`` is one of this framework's own array types."""
         return False
 
+    def training_data(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """Validate the user's ``X`` and ``y``; return ``X (n, d)`` and ``y (n,)`` ready for :meth:`asarray`.
+
+        The default converts them to checked NumPy arrays on the host; a backend
+        whose data should stay where it is (a lazy dask array) validates it there.
+        """
+        from polylin.validation import host_training_data
+
+        return host_training_data(X, y, self)
+
     def parameters(self, w: np.ndarray, b: np.ndarray, trainable: bool) -> Params:
         """Fresh parameter arrays; ``trainable`` marks them for the framework's autodiff."""
         return self.asarray(w), self.asarray(b)

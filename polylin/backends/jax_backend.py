@@ -30,7 +30,6 @@ from polylin.backends.base import (
 )
 from polylin.batching import BatchLayout
 
-
 #: Jitted fused epochs, reused across fits whose steps compute the same function
 #: (same loss, gradient method, learning rate and batch layout). jit itself
 #: caches per input shape and dtype, so data of another size still retraces.

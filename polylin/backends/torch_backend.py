@@ -8,6 +8,7 @@ needed.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,12 @@ class TorchBackend(Backend):
         return torch.device("cuda", spec.index)
 
     def asarray(self, host: np.ndarray) -> Array:
+        if isinstance(host, np.ndarray) and not host.flags.writeable:
+            # as_tensor shares the buffer and warns that torch could write to it;
+            # polylin never writes to the data, so share it without the warning.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                return self._torch.as_tensor(host, dtype=self.torch_dtype, device=self.device)
         return self._torch.as_tensor(host, dtype=self.torch_dtype, device=self.device)
 
     def index_array(self, host: np.ndarray) -> Array:

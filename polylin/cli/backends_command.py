@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
 from polylin.backends import BACKENDS, backend_class, get_backend
+from polylin.cli.fit_command import quietly_closed
 from polylin.errors import BackendNotInstalledError, DeviceNotAvailableError
 
 #: Array API libraries the array-api backend is tried on, by import name.
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     )
     parser.error = types.MethodType(_one_line_error, parser)  # type: ignore[method-assign]
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=quietly_closed(run))
 
 
 def _one_line_error(self: argparse.ArgumentParser, message: str) -> NoReturn:

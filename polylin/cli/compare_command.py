@@ -30,13 +30,21 @@ def register(subparsers: Any) -> None:
             "  polylin compare --merge parts/*.json --out report/              (merge and write)\n"
         ),
     )
-    parser.add_argument("--backends", default="all",
-                        help="comma-separated backends, or 'all' (numpy,jax,torch,mxnet; the default)")  # fmt: skip
-    parser.add_argument("--workload", default="book", choices=WORKLOAD_NAMES, help="named workload (default book)")
+    parser.add_argument(
+        "--backends",
+        default="all",
+        help="comma-separated backends, or 'all' (numpy,jax,torch,mxnet; the default)",
+    )
+    parser.add_argument(
+        "--workload", default="book", choices=WORKLOAD_NAMES, help="named workload (default book)"
+    )
     parser.add_argument("--out", default="report", help="folder for the report files (default report/)")
-    parser.add_argument("--grad", default="autodiff,analytic",
-                        help="gradient modes, comma-separated (default both)")  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=None, help="fits per variant (default: the workload's)")
+    parser.add_argument(
+        "--grad", default="autodiff,analytic", help="gradient modes, comma-separated (default both)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="fits per variant (default: the workload's)"
+    )
     parser.add_argument("--device", default=None, help="cpu (default), gpu, gpu:N")
     parser.add_argument("--quick", action="store_true", help="the small versions of the workloads (seconds)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before one variant is stopped")
@@ -50,13 +58,27 @@ def register(subparsers: Any) -> None:
     custom.add_argument("--dtype", default=None, choices=("float32", "float64"))
     custom.add_argument("--seed", type=int, default=None)
     custom.add_argument("--noise", type=float, default=None, help="standard deviation of the label noise")
-    parser.add_argument("--backend-option", action="append", default=[], metavar="BACKEND:KEY=VALUE",
-                        help="an option for one backend, e.g. jax:fused_epoch=false (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="BACKEND:KEY=VALUE",
+        help="an option for one backend, e.g. jax:fused_epoch=false (repeatable)",
+    )
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument("--partial", metavar="FILE", default=None,
-                       help="measure only, and write the partial result (JSON) to FILE; no plots")  # fmt: skip
-    modes.add_argument("--merge", metavar="FILE", nargs="+", default=None,
-                       help="merge partial results into one report in --out (parity against NumPy's)")  # fmt: skip
+    modes.add_argument(
+        "--partial",
+        metavar="FILE",
+        default=None,
+        help="measure only, and write the partial result (JSON) to FILE; no plots",
+    )
+    modes.add_argument(
+        "--merge",
+        metavar="FILE",
+        nargs="+",
+        default=None,
+        help="merge partial results into one report in --out (parity against NumPy's)",
+    )
     parser.add_argument("--label", default="", help="a name for this environment in a partial result")
     parser.set_defaults(run=run)
 
@@ -103,10 +125,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     overrides = {
-        "n": args.n, "d": args.features, "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
-        "steps_per_epoch": args.steps_per_epoch, "dtype": args.dtype, "seed": args.seed, "noise": args.noise,
+        "n": args.n,
+        "d": args.features,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch,
+        "dtype": args.dtype,
+        "seed": args.seed,
+        "noise": args.noise,
         "repeats": args.repeats,
-    }  # fmt: skip
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     workload = get_workload(args.workload, quick=args.quick, **overrides)
     options = parse_backend_options(args.backend_option)
@@ -115,9 +144,15 @@ def run(args: argparse.Namespace) -> int:
 
         require_matplotlib()
     partial = measure_variants(
-        workload, args.backends, grad_modes=args.grad, device=args.device, backend_options=options,
-        timeout=args.timeout, label=args.label, progress=_progress,
-    )  # fmt: skip
+        workload,
+        args.backends,
+        grad_modes=args.grad,
+        device=args.device,
+        backend_options=options,
+        timeout=args.timeout,
+        label=args.label,
+        progress=_progress,
+    )
     if args.partial is not None:
         path = Path(args.partial)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import types
 import warnings
@@ -32,7 +33,7 @@ from polylin.cli.data_files import DataSet, read_data
 from polylin.cli.progress import EpochProgress, wanted
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W
 from polylin.dtypes import SUPPORTED_DTYPES
-from polylin.errors import TrainingInterruptedWarning
+from polylin.errors import DivergenceError, StabilityWarning, TrainingInterruptedWarning
 from polylin.losses import LOSSES
 from polylin.randomness import INIT_SCHEMES
 from polylin.result import FitResult
@@ -50,7 +51,7 @@ examples:
   polylin fit --backend numpy,jax --loss huber --batch-size 7
   polylin fit --data ohm.csv --target volts --no-intercept --lr 0.01 --epochs 30
   polylin fit --data train.npz --json > result.json
-  polylin fit --data big.npy --backend array-api --backend-option namespace=dask.array
+  polylin fit --data train.csv --backend array-api --backend-option namespace=array_api_strict
   polylin fit --epochs 500 --checkpoint run.npz      (Ctrl-C keeps the last epoch in run.npz)
   polylin fit --epochs 800 --checkpoint run.npz --resume run.npz
 
@@ -135,7 +136,7 @@ def register(subparsers: Any) -> None:
         "--no-progress", action="store_true",
         help="no progress bar (there is none anyway when the output is not a terminal)",
     )  # fmt: skip
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=quietly_closed(run))
 
 
 def _one_line_error(self: argparse.ArgumentParser, message: str) -> NoReturn:
@@ -186,10 +187,30 @@ def _checkpoint_path(given: str | None, backend: str, several: bool, interrupted
 
 
 def _warning_printer(stream: TextIO) -> Any:
+    """Warnings as one line each, in the command line's terms."""
+
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        print(f"polylin: warning: {message}", file=stream, flush=True)
+        text = str(message)
+        if issubclass(category, StabilityWarning):
+            text = text.replace("Pass check_stability=False", "Pass --no-stability-check")
+        print(f"polylin: warning: {text}", file=stream, flush=True)
 
     return show
+
+
+def quietly_closed(run: Any) -> Any:
+    """Wrap a command's ``run`` so that output piped into a reader that stops early
+    (``polylin fit --json | head``) ends the command quietly instead of with a traceback."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return int(run(args))
+        except BrokenPipeError:
+            # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+
+    return guarded
 
 
 def run(args: argparse.Namespace) -> int:
@@ -238,9 +259,14 @@ def run(args: argparse.Namespace) -> int:
                 saved[len(results) - 1] = str(result.save(path))
             if result.diverged_at is not None:
                 epoch, step = result.diverged_at
+                kept = (
+                    f"the result holds epoch {result.epochs_completed}, the last finite one"
+                    if result.epochs_completed
+                    else "no epoch finished, so the result holds the initial parameters"
+                )
                 print(
-                    f"polylin: {name} diverged at epoch {epoch}, step {step}; kept the last finite epoch "
-                    f"({result.epochs_completed}). Lower --lr, or standardise the features.",
+                    f"polylin: {name} diverged at epoch {epoch}, step {step}; {kept}. "
+                    "Lower --lr, or standardise the features.",
                     file=sys.stderr,
                 )
                 status = max(status, EXIT_DIVERGED)
@@ -272,6 +298,24 @@ def _load_checkpoint(path: str) -> FitResult:
 
 
 def _fit_one(
+    args: argparse.Namespace, name: str, dataset: DataSet | None, checkpoint: FitResult | None, on_epoch: Any
+) -> FitResult:
+    try:
+        return _call_fit(args, name, dataset, checkpoint, on_epoch)
+    except DivergenceError as exc:
+        raise DivergenceError(
+            f"training diverged on {name}: a non-finite loss or parameter appeared at epoch {exc.epoch}, "
+            f"step {exc.step} (--lr {args.lr:g}). Lower --lr, standardise the features, or pass "
+            "--on-divergence stop to keep the last finite epoch.",
+            epoch=exc.epoch,
+            step=exc.step,
+            last_finite_w=exc.last_finite_w,
+            last_finite_b=exc.last_finite_b,
+            result=exc.result,
+        ) from None
+
+
+def _call_fit(
     args: argparse.Namespace, name: str, dataset: DataSet | None, checkpoint: FitResult | None, on_epoch: Any
 ) -> FitResult:
     return fit(

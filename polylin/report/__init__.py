@@ -120,9 +120,17 @@ def compare(
     chosen = get_workload(workload, quick=quick, **workload_options)
     data = make_data(chosen)
     partial = measure_variants(
-        chosen, backends, grad_modes=grad_modes, device=device, backend_options=backend_options,
-        python=sys.executable, timeout=timeout, label="compare", progress=progress, data=data,
-    )  # fmt: skip
+        chosen,
+        backends,
+        grad_modes=grad_modes,
+        device=device,
+        backend_options=backend_options,
+        python=sys.executable,
+        timeout=timeout,
+        label="compare",
+        progress=progress,
+        data=data,
+    )
     report = merge([partial], data=data)
     files = write_report(report, out) if out is not None else {}
     return Comparison(report, files)

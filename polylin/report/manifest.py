@@ -80,17 +80,19 @@ def versions() -> dict[str, str]:
 def thread_pools() -> list[dict[str, Any]] | str:
     """The native thread pools loaded in this process, or why they cannot be listed."""
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
     except ImportError:
         return "threadpoolctl is not installed (pip install threadpoolctl)"
     pools = []
     for pool in threadpool_info():
-        pools.append({
-            "api": pool.get("user_api"),
-            "library": pool.get("internal_api"),
-            "threads": pool.get("num_threads"),
-            "file": os.path.basename(str(pool.get("filepath", ""))),
-        })  # fmt: skip
+        pools.append(
+            {
+                "api": pool.get("user_api"),
+                "library": pool.get("internal_api"),
+                "threads": pool.get("num_threads"),
+                "file": os.path.basename(str(pool.get("filepath", ""))),
+            }
+        )
     return pools
 
 

@@ -57,7 +57,9 @@ def load_partials(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             )
         partials.append(data)
     if not partials:
-        raise ValueError("no partial results to merge; pass at least one file made by polylin compare --partial.")
+        raise ValueError(
+            "no partial results to merge; pass at least one file made by polylin compare --partial."
+        )
     return partials
 
 
@@ -110,9 +112,12 @@ def merge(
     for backend in expected_backends:
         if backend not in seen:
             variants[f"{backend}/*"] = {
-                "variant": f"{backend}/*", "backend": backend, "grad": "*", "status": "skipped",
+                "variant": f"{backend}/*",
+                "backend": backend,
+                "grad": "*",
+                "status": "skipped",
                 "reason": "no partial result for this backend: its environment did not produce one",
-            }  # fmt: skip
+            }
     records = sorted(variants.values(), key=_sort_key)
 
     true_w, true_b = true_parameters(workload)
@@ -174,7 +179,7 @@ def merge(
                 },
                 "plan": first_plan,
                 "repeats": workload.repeats,
-                "grad_modes": sorted({r["grad"] for r in records}, key=GRAD_ORDER.index),
+                "grad_modes": [g for g in GRAD_ORDER if any(r["grad"] == g for r in records)],
                 "requested_device": first.get("device"),
                 "backend_options": first.get("backend_options", {}),
             },

@@ -62,8 +62,13 @@ def loss_vs_epoch(report: dict[str, Any], path: Path) -> Path:
     for record in variants:
         curve = [record["initial_loss"], *record["losses"]]
         ax.plot(range(len(curve)), curve, label=record["variant"], alpha=0.85, **_style(record))
-    ax.axhline(report["least_squares"]["loss"], color="black", linewidth=0.8, linestyle=":",
-               label="least-squares optimum")  # fmt: skip
+    ax.axhline(
+        report["least_squares"]["loss"],
+        color="black",
+        linewidth=0.8,
+        linestyle=":",
+        label="least-squares optimum",
+    )
     ax.set_yscale("log")
     ax.set_xlabel("epoch (0 = initial parameters)")
     ax.set_ylabel("full-data loss, ½ mean squared residual")
@@ -110,7 +115,7 @@ def loss_vs_time(report: dict[str, Any], path: Path) -> Path:
         times = np.concatenate([[0.0], elapsed])
         curve = [record["initial_loss"], *record["losses"]]
         ax.plot(times, curve, label=record["variant"], alpha=0.85, **_style(record))
-    # Symmetric log: linear from 0 up to the quickest first epoch (so the initial loss sits at 0 s), log beyond.
+    # Symmetric log: linear from 0 to the quickest first epoch (the initial loss sits at 0 s), log beyond.
     threshold = shortest if np.isfinite(shortest) and shortest > 0 else 1e-3
     ax.set_xscale("symlog", linthresh=threshold, linscale=0.5)
     ax.set_xlim(left=0)
@@ -149,8 +154,15 @@ def throughput(report: dict[str, Any], path: Path) -> Path:
     fast = samples / np.array([r["timing"]["steady_epoch_s"]["min"] for r in records])
     positions = np.arange(len(records))[::-1]
     colours = [_style(r)["color"] for r in records]
-    bars = ax.barh(positions, rates, color=colours, alpha=0.85, height=0.6,
-                   xerr=[rates - slow, fast - rates], error_kw={"ecolor": "black", "capsize": 3, "lw": 0.8})  # fmt: skip
+    bars = ax.barh(
+        positions,
+        rates,
+        color=colours,
+        alpha=0.85,
+        height=0.6,
+        xerr=[rates - slow, fast - rates],
+        error_kw={"ecolor": "black", "capsize": 3, "lw": 0.8},
+    )
     for bar, record in zip(bars, records, strict=True):
         if record["grad"] == "analytic":
             bar.set_hatch("//")

@@ -28,23 +28,28 @@ details pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 
 """
 
 
-def _cell(text: str) -> str:
+def _cell(text: str, numeric: bool = True) -> str:
     escaped = html.escape(str(text))
     css = ""
     if text.startswith("PASS"):
         css = ' class="pass"'
     elif text.startswith("FAIL"):
         css = ' class="fail"'
-    elif text[:1].isdigit() or text[:1] == "-" and text[1:2].isdigit():
+    elif numeric and (text[:1].isdigit() or (text[:1] == "-" and text[1:2].isdigit())):
         css = ' class="num"'
     return f"<td{css}>{escaped}</td>"
 
 
 def table_html(table: Table) -> str:
+    numeric = table.title != "Manifest"  # the manifest's values are text, even when they start with a digit
     out = [f"<h2>{html.escape(table.title)}</h2>"]
     if table.rows:
-        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header) + "</tr></thead><tbody>")
-        out += ["<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in table.rows]
+        out.append(
+            "<table><thead><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+            + "</tr></thead><tbody>"
+        )
+        out += ["<tr>" + "".join(_cell(c, numeric) for c in row) + "</tr>" for row in table.rows]
         out.append("</tbody></table>")
     else:
         out.append("<p>None.</p>")
@@ -69,7 +74,9 @@ def to_html(report: dict[str, Any], figures: Mapping[str, Path] | None = None) -
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(workload['description'])} Created {html.escape(report['created'])}, "
         f"polylin {html.escape(report['manifest']['polylin_version'])}.</p>",
-        '<ul class="headline">' + "".join(f"<li>{html.escape(line)}</li>" for line in headline(report)) + "</ul>",
+        '<ul class="headline">'
+        + "".join(f"<li>{html.escape(line)}</li>" for line in headline(report))
+        + "</ul>",
     ]
     all_tables = tables(report)
     body += [table_html(t) for t in all_tables[:1]]
@@ -81,7 +88,7 @@ def to_html(report: dict[str, Any], figures: Mapping[str, Path] | None = None) -
         "<details><summary>report.json</summary><pre>" + html.escape(to_json(report)) + "</pre></details>"
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"

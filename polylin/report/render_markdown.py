@@ -38,7 +38,8 @@ def to_markdown(report: dict[str, Any], figures: Mapping[str, str] | None = None
     parts = [
         f"# polylin backend comparison: {workload['name']}",
         "",
-        f"{workload['description']} Created {report['created']}, polylin {report['manifest']['polylin_version']}.",
+        f"{workload['description']} Created {report['created']}, "
+        f"polylin {report['manifest']['polylin_version']}.",
         "",
         *(f"- {line}" for line in headline(report)),
     ]

@@ -31,7 +31,7 @@ DEFAULT_BACKENDS = ("numpy", "jax", "torch", "mxnet")
 
 
 def check_backends(backends: Sequence[str] | str | None) -> list[str]:
-    """Normalise ``backends`` (a list, a comma-separated string, ``"all"`` or ``None``) and check the names."""
+    """Normalise ``backends`` (a list, a comma-separated string, ``"all"`` or ``None``); check the names."""
     if backends is None or backends == "all":
         return list(DEFAULT_BACKENDS)
     names = [n.strip() for n in backends.split(",")] if isinstance(backends, str) else list(backends)
@@ -62,24 +62,36 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def run_worker(spec: dict[str, Any], workdir: Path, *, python: str = sys.executable, timeout: float | None = None) -> dict[str, Any]:
+def run_worker(
+    spec: dict[str, Any], workdir: Path, *, python: str = sys.executable, timeout: float | None = None
+) -> dict[str, Any]:
     """Run one variant in a fresh ``python`` process and return its record (a failure record if it died)."""
     name = f"{spec['backend']}-{spec['grad']}"
     spec_path = workdir / f"{name}.spec.json"
     out_path = workdir / f"{name}.json"
     spec = {**spec, "out": str(out_path)}
     spec_path.write_text(json.dumps(spec))
-    failure = {"variant": f"{spec['backend']}/{spec['grad']}", "backend": spec["backend"], "grad": spec["grad"], "status": "failed"}
+    failure = {
+        "variant": f"{spec['backend']}/{spec['grad']}",
+        "backend": spec["backend"],
+        "grad": spec["grad"],
+        "status": "failed",
+    }
     try:
         proc = subprocess.run(
             [python, "-m", "polylin.report.worker", str(spec_path)],
-            capture_output=True, text=True, timeout=timeout, env=_worker_env(), check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_worker_env(),
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {**failure, "reason": f"timed out after {timeout} s"}
     if out_path.exists():
         record: dict[str, Any] = json.loads(out_path.read_text())
-        record["worker_stderr_tail"] = proc.stderr[-2000:]
+        if record.get("status") not in ("ok", "not-applicable"):
+            record["worker_stderr_tail"] = proc.stderr[-2000:]
         return record
     tail = (proc.stderr or proc.stdout)[-1500:].strip()
     return {**failure, "reason": f"the worker process exited with code {proc.returncode}: {tail}"}
@@ -122,7 +134,15 @@ def measure_variants(
                 variant = f"{name}/{grad}"
                 if not is_installed(name):
                     reason = f"not installed: {BACKENDS[name].install}"
-                    records.append({"variant": variant, "backend": name, "grad": grad, "status": "skipped", "reason": reason})
+                    records.append(
+                        {
+                            "variant": variant,
+                            "backend": name,
+                            "grad": grad,
+                            "status": "skipped",
+                            "reason": reason,
+                        }
+                    )
                     say(f"{variant}: skipped ({reason})")
                     continue
                 started = time.perf_counter()

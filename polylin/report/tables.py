@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-
 #: Below this much data, peak memory over baseline is allocator noise, not a property of the backend.
 MEANINGFUL_DATA_BYTES = 16 * 2**20
 
@@ -51,6 +50,13 @@ def number(value: float | None, spec: str = ".3g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def plain(value: float | None) -> str:
+    """Three significant digits, without exponents for values in the thousands."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if 1000 <= abs(value) < 1e7 else f"{value:.3g}"
+
+
 def ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
@@ -64,24 +70,37 @@ def timing_table(report: dict[str, Any]) -> Table:
     for r in report["variants"]:
         t = r["timing"]
         steady = t["steady_epoch_s"]
-        rows.append([
-            r["variant"] + (" (fastest)" if r.get("fastest") else ""),
-            r.get("device", ""),
-            seconds(t["first_epoch_s"]),
-            seconds(steady["median"]),
-            f"{seconds(steady['min'])} – {seconds(steady['max'])} (n={steady['n']})",
-            rate(t["steps_per_s"]),
-            rate(t["samples_per_s"]),
-            number(t["us_per_step"], ".3g"),
-            ratio(r.get("speedup_vs_numpy")),
-            ratio(r.get("speedup_vs_fastest")),
-            seconds(t["fit_wall_s"]["median"]),
-        ])  # fmt: skip
+        rows.append(
+            [
+                r["variant"] + (" (fastest)" if r.get("fastest") else ""),
+                r.get("device", ""),
+                seconds(t["first_epoch_s"]),
+                seconds(steady["median"]),
+                f"{seconds(steady['min'])} – {seconds(steady['max'])} (n={steady['n']})",
+                rate(t["steps_per_s"]),
+                rate(t["samples_per_s"]),
+                plain(t["us_per_step"]),
+                ratio(r.get("speedup_vs_numpy")),
+                ratio(r.get("speedup_vs_fastest")),
+                seconds(t["fit_wall_s"]["median"]),
+            ]
+        )
     workload = report["manifest"]["workload"]
     return Table(
         "Time and throughput",
-        ["variant", "device", "first epoch (cold)", "steady epoch (median)", "steady min – max",
-         "steps/s", "samples/s", "µs/step", "speed-up vs NumPy", "vs fastest", "whole fit (median)"],
+        [
+            "variant",
+            "device",
+            "first epoch (cold)",
+            "steady epoch (median)",
+            "steady min – max",
+            "steps/s",
+            "samples/s",
+            "µs/step",
+            "speed-up vs NumPy",
+            "vs fastest",
+            "whole fit (median)",
+        ],
         rows,
         [
             f"An epoch is {workload['steps_per_epoch_run']:,} steps over {workload['rows_per_epoch']:,} "
@@ -90,22 +109,24 @@ def timing_table(report: dict[str, Any]) -> Table:
             "variant's over this one's (1.00x is the fastest). The whole fit also converts the data, "
             "evaluates the full-data loss after every epoch and, on JAX, compiles.",
         ],
-    )  # fmt: skip
+    )
 
 
 def quality_table(report: dict[str, Any]) -> Table:
     rows = []
     for r in report["variants"]:
         q = r["quality"]
-        rows.append([
-            r["variant"],
-            number(r["final_loss"], ".6g"),
-            number(q["r2"], ".6f"),
-            number(q["w_error_max"], ".2e"),
-            number(None if q["b_error"] is None else abs(q["b_error"]), ".2e"),
-            number(q["ls_distance"], ".2e"),
-            number(q["excess_loss"], ".2e"),
-        ])  # fmt: skip
+        rows.append(
+            [
+                r["variant"],
+                number(r["final_loss"], ".6g"),
+                number(q["r2"], ".6f"),
+                number(q["w_error_max"], ".2e"),
+                number(None if q["b_error"] is None else abs(q["b_error"]), ".2e"),
+                number(q["ls_distance"], ".2e"),
+                number(q["excess_loss"], ".2e"),
+            ]
+        )
     ls = report["least_squares"]
     return Table(
         "Quality",
@@ -126,14 +147,16 @@ def parity_table(report: dict[str, Any]) -> Table:
         if "max_param_diff" not in p:
             rows.append([r["variant"], "n/a", "n/a", "n/a", "n/a", p.get("note", "n/a")])
             continue
-        rows.append([
-            r["variant"],
-            f"{p['max_param_diff']:.2e}",
-            f"{p['param_atol']:.2e} · (1 + |p|)",
-            number(p["max_loss_rel_diff"], ".2e"),
-            f"{p['loss_rtol']:.2e}",
-            verdict(p["pass"]) + ("" if r.get("deterministic", True) else " (repeats differ)"),
-        ])  # fmt: skip
+        rows.append(
+            [
+                r["variant"],
+                f"{p['max_param_diff']:.2e}",
+                f"{p['param_atol']:.2e} · (1 + |p|)",
+                number(p["max_loss_rel_diff"], ".2e"),
+                f"{p['loss_rtol']:.2e}",
+                verdict(p["pass"]) + ("" if r.get("deterministic", True) else " (repeats differ)"),
+            ]
+        )
     reference = report["summary"]["reference"] or "none (NumPy was not measured)"
     return Table(
         f"Parity with {reference}",
@@ -150,15 +173,18 @@ def memory_table(report: dict[str, Any]) -> Table:
     rows = []
     for r in report["variants"]:
         m = r.get("memory", {})
-        rows.append([
-            r["variant"],
-            mebibytes(m.get("baseline_rss_bytes")),
-            mebibytes(m.get("with_data_rss_bytes")),
-            mebibytes(m.get("peak_rss_bytes")),
-            mebibytes(None if not m else m["peak_rss_bytes"] - m["baseline_rss_bytes"]),
-            number(m.get("peak_over_baseline_per_data"), ".2f")
-            if m.get("data_bytes", 0) >= MEANINGFUL_DATA_BYTES else "n/a (small data)",
-        ])  # fmt: skip
+        rows.append(
+            [
+                r["variant"],
+                mebibytes(m.get("baseline_rss_bytes")),
+                mebibytes(m.get("with_data_rss_bytes")),
+                mebibytes(m.get("peak_rss_bytes")),
+                mebibytes(None if not m else m["peak_rss_bytes"] - m["baseline_rss_bytes"]),
+                number(m.get("peak_over_baseline_per_data"), ".2f")
+                if m.get("data_bytes", 0) >= MEANINGFUL_DATA_BYTES
+                else "n/a (small data)",
+            ]
+        )
     data = report["manifest"]["data"]["bytes"]
     return Table(
         "Memory",
@@ -186,9 +212,12 @@ def manifest_table(report: dict[str, Any]) -> Table:
     rows = [
         ["polylin", m["polylin_version"]],
         ["workload", f"{w['name']}: {w['description']}"],
-        ["data", f"{w['n']:,} x {w['d']} {w['dtype']}, noise {w['noise']:g}, "
-                 f"fingerprint {m['data']['fingerprint']}"
-                 + ("" if m["data"]["consistent"] else " (PARTIALS SAW DIFFERENT DATA)")],
+        [
+            "data",
+            f"{w['n']:,} x {w['d']} {w['dtype']}, noise {w['noise']:g}, "
+            f"fingerprint {m['data']['fingerprint']}"
+            + ("" if m["data"]["consistent"] else " (PARTIALS SAW DIFFERENT DATA)"),
+        ],
         ["rows trained on", f"{m['data']['rows_trained_on']:,}: {m['config']['plan']}"],
         ["seed / dtype", f"{m['seed']} / {m['dtype']}"],
         ["fit options", json.dumps(m["config"]["fit"], sort_keys=True)],
@@ -197,7 +226,7 @@ def manifest_table(report: dict[str, Any]) -> Table:
         ["backend options", json.dumps(m["config"]["backend_options"], sort_keys=True) or "{}"],
         ["CPU", f"{h['cpu_model']}; {h['logical_cpus']} logical CPUs, {h['usable_cpus']} usable"],
         ["system", f"{h['system']} {h['machine']}, Python {h['python']} ({h['python_implementation']})"],
-    ]  # fmt: skip
+    ]
     grouped: dict[str, list[str]] = {}
     for variant, env in m["environments"].items():
         grouped.setdefault(_environment_text(env), []).append(variant)
@@ -210,7 +239,8 @@ def _environment_text(env: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     pools = env["thread_pools"]
     if isinstance(pools, list):
-        threads = "; ".join(f"{p['library']} ({p['api']}) {p['threads']} threads" for p in pools) or "none"
+        described = sorted(f"{p['library']} ({p['api']}) {p['threads']} threads" for p in pools)
+        threads = "; ".join(described) or "none"
     else:
         threads = pools
     variables = ", ".join(f"{k}={v}" for k, v in env["thread_variables"].items()) or "none set"
@@ -241,6 +271,10 @@ def headline(report: dict[str, Any]) -> list[str]:
     if s["parity_all_pass"] is not None:
         lines.append(
             "Parity with the NumPy reference: "
-            + ("every variant passes." if s["parity_all_pass"] else "SOME VARIANTS FAIL (see the parity table).")
+            + (
+                "every variant passes."
+                if s["parity_all_pass"]
+                else "SOME VARIANTS FAIL (see the parity table)."
+            )
         )
     return lines

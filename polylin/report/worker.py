@@ -85,9 +85,14 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     with_data = current_rss_bytes()
     plan = training_plan(workload, X, y)
     timing = time_polylin(
-        plan, backend, grad, int(spec["repeats"]), device=device, backend_options=options,
+        plan,
+        backend,
+        grad,
+        int(spec["repeats"]),
+        device=device,
+        backend_options=options,
         budget_s=spec.get("budget_s"),
-    )  # fmt: skip
+    )
     peak = peak_rss_bytes()
     assert timing.w is not None
     record.update(

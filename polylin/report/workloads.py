@@ -135,22 +135,44 @@ class Workload:
 
 WORKLOADS: dict[str, Workload] = {
     "book": Workload(
-        "book", n=BOOK_N, d=2, batch_size=10, lr=0.03, epochs=3, repeats=7, purpose="the chapter's setup",
+        "book",
+        n=BOOK_N,
+        d=2,
+        batch_size=10,
+        lr=0.03,
+        epochs=3,
+        repeats=7,
+        purpose="the chapter's setup",
     ),
     "large": Workload(
-        "large", n=1_000_000, d=100, batch_size=1024, lr=0.1, epochs=3, repeats=3,
+        "large",
+        n=1_000_000,
+        d=100,
+        batch_size=1024,
+        lr=0.1,
+        epochs=3,
+        repeats=3,
         purpose="bound by memory bandwidth",
     ),
     "tiny-batch": Workload(
-        "tiny-batch", n=100_000, d=10, batch_size=1, lr=0.01, epochs=2, steps_per_epoch=10_000, repeats=2,
+        "tiny-batch",
+        n=100_000,
+        d=10,
+        batch_size=1,
+        lr=0.01,
+        epochs=2,
+        steps_per_epoch=10_000,
+        repeats=2,
         purpose="per-step overhead",
     ),
-}  # fmt: skip
+}
 
 #: Smaller versions of the workloads, for tests and ``--quick`` runs: same shape of problem, seconds to run.
 QUICK_WORKLOADS: dict[str, Workload] = {
     "book": WORKLOADS["book"].replace(repeats=2, purpose="the chapter's setup (quick)"),
-    "large": WORKLOADS["large"].replace(n=20_000, d=20, batch_size=256, repeats=2, purpose="large, made small (quick)"),
+    "large": WORKLOADS["large"].replace(
+        n=20_000, d=20, batch_size=256, repeats=2, purpose="large, made small (quick)"
+    ),
     "tiny-batch": WORKLOADS["tiny-batch"].replace(
         n=4_000, steps_per_epoch=500, repeats=2, purpose="tiny-batch, made small (quick)"
     ),
@@ -214,7 +236,7 @@ def fingerprint(*arrays: np.ndarray) -> str:
     for array in arrays:
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{contiguous.shape}{contiguous.dtype.str}".encode())
-        digest.update(memoryview(contiguous).cast("B"))
+        digest.update(contiguous.reshape(-1).data.cast("B"))
     return digest.hexdigest()
 
 
@@ -268,7 +290,9 @@ def training_plan(workload: Workload, X: np.ndarray, y: np.ndarray) -> TrainingP
         X_run, y_run = X, y
         orders = [epoch_order(workload.seed, e, workload.n) for e in range(workload.epochs)]
     elif fit_supports_steps_per_epoch():
-        method = f"fit(steps_per_epoch={workload.steps}): the first {rows} of each epoch's order over all rows"
+        method = (
+            f"fit(steps_per_epoch={workload.steps}): the first {rows} of each epoch's order over all rows"
+        )
         X_run, y_run = X, y
         orders = [epoch_order(workload.seed, e, workload.n)[:rows] for e in range(workload.epochs)]
         fit_kwargs["steps_per_epoch"] = workload.steps

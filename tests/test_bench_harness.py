@@ -1,0 +1,234 @@
+"""The benchmark harness is correct: the hand-written loops train the same model as polylin, the clocks
+are read after synchronising, and the verdicts follow the numbers. Nothing here asserts speed."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not part of the installed package
+    sys.path.insert(0, str(ROOT))
+
+from conftest import backend_params  # noqa: E402
+
+from benchmarks import harness  # noqa: E402
+from benchmarks.references import references_for  # noqa: E402
+from benchmarks.references.base import Reference, batch_slices  # noqa: E402
+from polylin.report.measure import fit_once  # noqa: E402
+from polylin.report.workloads import get_workload, make_data, training_plan  # noqa: E402
+from polylin.tolerances import tolerance_for  # noqa: E402
+
+FRAMEWORKS = ("numpy", "jax", "torch", "mxnet")
+
+
+def quick_plan(name: str) -> Any:
+    workload = get_workload(name, quick=True)
+    X, y = make_data(workload)
+    return training_plan(workload, X, y)
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, Any]:
+    return {name: quick_plan(name) for name in ("book", "large", "tiny-batch")}
+
+
+@pytest.mark.parametrize("backend", backend_params(FRAMEWORKS))
+@pytest.mark.parametrize("workload", ["book", "large", "tiny-batch"])
+def test_hand_written_loops_reach_polylins_parameters(
+    backend: str, workload: str, plans: dict[str, Any]
+) -> None:
+    plan = plans[workload]
+    tol = tolerance_for(plan.workload.dtype)
+    loops = references_for(backend)
+    assert loops, f"no hand-written loop for {backend}"
+    polylin: dict[tuple[str, str], np.ndarray] = {}
+    for cls in loops:
+        key = (cls.grad, cls.path)
+        if key not in polylin:
+            options = {"fused_epoch": False} if cls.path == "step" else {}
+            result, _ = fit_once(plan, backend, cls.grad, backend_options=options)
+            polylin[key] = np.append(result.w.astype(np.float64), result.b)
+        loop = cls(plan.X, plan.y, plan.w0, plan.b0, plan.lr, plan.batch_size)
+        w, b = loop.train(plan.orders)
+        params = np.append(w, b)
+        assert tol.params_close(params, polylin[key]), (cls.__name__, np.max(np.abs(params - polylin[key])))
+        # and both trained: far from the initial parameters, close to the generating ones
+        assert np.max(np.abs(params - np.append(plan.w0, plan.b0))) > 0.5
+
+
+@pytest.mark.parametrize("backend", backend_params(FRAMEWORKS))
+def test_a_loop_restarts_from_the_initial_parameters(backend: str, plans: dict[str, Any]) -> None:
+    plan = plans["book"]
+    for cls in references_for(backend):
+        loop = cls(plan.X, plan.y, plan.w0, plan.b0, plan.lr, plan.batch_size)
+        first = loop.train(plan.orders[:1])
+        again = loop.train(plan.orders[:1])
+        np.testing.assert_array_equal(first[0], again[0])
+        assert first[1] == again[1]
+
+
+def test_every_row_has_a_loop_with_its_gradient_mode_and_path() -> None:
+    for backend, rows in harness.ROWS.items():
+        if not __import__("polylin").backends.is_installed(backend):
+            continue
+        for row in rows:
+            loops = harness.references_for_row(row)
+            assert loops, row.label
+            assert all(loop.grad == row.grad and loop.path == row.path for loop in loops)
+
+
+def test_batch_slices_cover_every_example_once() -> None:
+    slices = batch_slices(23, 5)
+    assert slices == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+
+
+class _SlowDevice(Reference):
+    """A fake asynchronous framework: run_epoch only queues work; synchronize is where the time goes."""
+
+    backend, grad, idiom = "numpy", "analytic", "fake"
+
+    def setup(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.events: list[str] = []
+        self.now = 0.0
+
+    def reset(self) -> None:
+        self.events.append("reset")
+
+    def device_order(self, order: np.ndarray) -> Any:
+        return order
+
+    def run_epoch(self, order: Any) -> None:
+        self.events.append("queue")
+        self.now += 0.5
+
+    def synchronize(self) -> None:
+        self.events.append("sync")
+        self.now += 2.0
+
+    def params(self) -> tuple[np.ndarray, float]:
+        return np.zeros(self.d), 0.0
+
+    def clock(self) -> float:
+        self.events.append("clock")
+        return self.now
+
+
+def test_reference_timing_includes_the_synchronisation() -> None:
+    loop = _SlowDevice(
+        np.zeros((4, 2), np.float32), np.zeros(4, np.float32), np.zeros(2), np.zeros(1), 0.1, 2
+    )
+    loop.events.clear()
+    times = harness.time_reference_run(loop, [np.arange(4), np.arange(4)], clock=loop.clock)
+    assert times == [2.5, 2.5]
+    assert loop.events == ["reset", "clock", "queue", "sync", "clock", "clock", "queue", "sync", "clock"]
+
+
+def test_measure_row_reports_a_ratio_and_matching_parameters(plans: dict[str, Any]) -> None:
+    record = harness.measure_row(plans["book"], harness.Row("numpy", "analytic"), repeats=2)
+    assert record["repeats"] == 2
+    assert record["params_match"] is True
+    assert record["ratio"] > 0
+    assert record["pass"] is (record["ratio"] <= harness.OVERHEAD_TARGET)
+    best = next(loop for loop in record["loops"] if loop["name"] == record["best_loop"])
+    assert best["steady_epoch_s"]["median"] == min(
+        loop["steady_epoch_s"]["median"] for loop in record["loops"]
+    )
+    assert record["ratio"] == pytest.approx(
+        record["polylin"]["steady_epoch_s"]["median"] / best["steady_epoch_s"]["median"]
+    )
+    assert record["polylin"]["steady_epoch_s"]["n"] == 2 * (plans["book"].workload.epochs - 1)
+    assert all(len(times) == plans["book"].workload.epochs for times in best["epoch_times_s"])
+
+
+def test_bandwidth_floors_measure_something() -> None:
+    X = np.random.default_rng(0).normal(size=(20_000, 16)).astype(np.float32)
+    floors = harness.bandwidth_floors(X, np.random.default_rng(1).permutation(20_000), 256, repeats=2)
+    assert floors["stream_s"] > 0 and floors["gather_s"] > 0
+    assert floors["bytes"] == X.nbytes
+    assert min(v for k, v in floors["all_methods_s"].items() if k.startswith("gather")) == floors["gather_s"]
+
+
+def _row(backend: str, label: str, epoch: float, fit: float = 1.0, loss: float = 1.0) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "row": label,
+        "polylin": {
+            "steady_epoch_s": {"median": epoch},
+            "fit_wall_s": {"median": fit},
+            "final_loss_host": loss,
+        },
+    }
+
+
+def test_floor_verdicts_follow_the_targets() -> None:
+    rows = [
+        _row("numpy", "numpy/analytic", 0.20),
+        _row("jax", "jax/autodiff/fused", 0.06),
+        _row("jax", "jax/autodiff/step", 0.50),
+        _row("mxnet", "mxnet/analytic", 1.0),
+    ]
+    out = harness.floor_ratios(rows, {"stream_s": 0.01, "gather_s": 0.05})
+    assert out["per_backend"]["jax"]["row"] == "jax/autodiff/fused"
+    assert out["per_backend"]["jax"]["over_gather"] == pytest.approx(1.2)
+    assert out["per_backend"]["numpy"]["pass"] is False  # 4.0x > 2.5x
+    assert "pass" not in out["per_backend"]["mxnet"]  # no target for MXNet
+    assert out["best"] == {"backend": "jax", "over_gather": pytest.approx(1.2), "target": 1.5, "pass": True}
+
+
+def test_sklearn_verdict_needs_speed_and_loss() -> None:
+    rows = [
+        _row("numpy", "numpy/analytic", 0.1, fit=2.0, loss=5.0e-5),
+        _row("jax", "jax/x", 0.1, fit=1.0, loss=5.0e-5),
+    ]
+    fast = harness.sklearn_verdict({"fit_s": {"median": 6.0}, "final_loss_host": 5.0e-5}, rows)
+    assert fast["polylin_row"] == "jax/x" and fast["speedup"] == pytest.approx(6.0) and fast["pass"] is True
+    worse_loss = harness.sklearn_verdict({"fit_s": {"median": 6.0}, "final_loss_host": 4.0e-5}, rows)
+    assert worse_loss["loss_equal_or_better"] is False and worse_loss["pass"] is False
+    slow = harness.sklearn_verdict({"fit_s": {"median": 3.0}, "final_loss_host": 5.0e-5}, rows)
+    assert slow["pass"] is False
+
+
+def test_import_probe_sees_no_framework() -> None:
+    result = harness.import_time(runs=1)
+    assert result["heavy_modules_imported"] == []
+    assert result["seconds"]["n"] == 1 and result["seconds"]["median"] > 0
+
+
+def test_runner_quick_writes_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import run
+
+    out = tmp_path / "bench.json"
+    code = run.main(
+        [
+            "--quick",
+            "--workloads",
+            "large",
+            "--backends",
+            "numpy",
+            "--repeats",
+            "2",
+            "--skip",
+            "import",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^large\s+numpy/analytic\s+\S+", printed, re.MULTILINE)
+    assert "shuffled gather" in printed and "SGDRegressor" in printed and "Peak memory" in printed
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert row["params_match"] is True and row["ratio"] > 0
+    assert results["floors"]["per_backend"]["numpy"]["over_gather"] > 0
+    assert results["sklearn"]["final_loss_host"] > 0
+    (memory,) = results["memory"]
+    assert memory["status"] == "ok" and memory["peak_rss_bytes"] >= memory["baseline_rss_bytes"]
+    assert results["summary"]["passed"] + results["summary"]["failed"] >= 5
