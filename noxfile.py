@@ -82,8 +82,8 @@ def all_backends(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff and mypy."""
     install_environment(session, "numpy", "dev")
-    session.run("ruff", "check", "polylin", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "polylin", "tests", "noxfile.py")
+    session.run("ruff", "check", "polylin", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "polylin", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")
 
 
