@@ -80,8 +80,8 @@ def all_backends(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff and mypy."""
-    install_environment(session, "numpy", "dev")
+    """ruff and mypy, in the all-four environment so that mypy sees every library polylin uses."""
+    install_environment(session, "all", "dev", "test", "report", "bench", "cli", "sklearn")
     session.run("ruff", "check", "polylin", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "polylin", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")

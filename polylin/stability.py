@@ -50,7 +50,7 @@ from polylin.errors import StabilityWarning
 
 #: The sample of rows: all of them up to ``SAMPLE_ELEMENTS / (d+1)`` rows, and never fewer than
 #: ``MIN_SAMPLE_ROWS`` rows (when there are that many).
-SAMPLE_ELEMENTS = 1 << 22
+SAMPLE_ELEMENTS = 1 << 19  # 4 MiB of float64: the check must not add to a large fit's peak memory
 MIN_SAMPLE_ROWS = 4096
 #: Up to this many columns (``d+1``) the power method runs on the sample's Gram matrix;
 #: beyond, it multiplies by the sample twice per iteration instead.
@@ -81,20 +81,20 @@ def largest_curvature(X: np.ndarray, *, fit_intercept: bool = True) -> float:
         raise ValueError(f"X must be a non-empty 2-D array; got shape {shape}.")
     n, d = int(shape[0]), int(shape[1])
     m = sample_size(n, d)
+    A = np.empty((m, d + 1))  # the sampled rows, then the intercept's column
     if m < n:
         rows = np.sort(np.random.default_rng(_SAMPLE_SEED).choice(n, size=m, replace=False))
-        sample = np.asarray(X[rows], dtype=np.float64)
+        A[:, :d] = np.asarray(X[rows])
     else:
-        sample = np.asarray(X, dtype=np.float64)
+        A[:, :d] = np.asarray(X)
     # Scale so that every entry (the intercept's ones included) is at most 1:
     # the products below then neither overflow nor underflow, whatever X's magnitude.
-    scale = float(np.max(np.abs(sample)))
+    scale = float(np.max(np.abs(A[:, :d])))
     if fit_intercept:
         scale = max(scale, 1.0)
     if scale == 0.0:
         return 0.0
-    A = np.empty((m, d + 1))
-    A[:, :d] = sample / scale
+    A[:, :d] /= scale
     A[:, d] = 1.0 / scale if fit_intercept else 0.0
 
     if d + 1 <= GRAM_MAX_COLUMNS:

@@ -74,3 +74,16 @@ def test_different_seeds_give_different_batches(backend: str) -> None:
     a = polylin.fit(X_DATA, Y_DATA, backend=backend, seed=1, epochs=1)
     b = polylin.fit(X_DATA, Y_DATA, backend=backend, seed=2, epochs=1)
     assert not np.array_equal(a.w, b.w)
+
+
+@pytest.mark.parametrize("backend", backend_params(["jax"]))
+def test_jax_per_step_path_matches_the_fused_epoch(backend: str) -> None:
+    """The per-step path, kept for comparison, computes exactly what the fused epoch does."""
+    X, y = X_DATA[:997], Y_DATA[:997]  # a short last batch too
+    fused = polylin.fit(X, y, backend=backend, batch_size=10, epochs=2, seed=5)
+    stepwise = polylin.fit(
+        X, y, backend=backend, batch_size=10, epochs=2, seed=5, backend_options={"fused_epoch": False}
+    )
+    tol = tolerance_for("float32")
+    assert tol.params_close(stepwise.w, fused.w)
+    assert tol.losses_close(stepwise.losses, fused.losses)

@@ -130,7 +130,7 @@ class JaxBackend(Backend):
         cache_key: Hashable | None = None,
     ) -> EpochFn:
         if not self.fused_epoch:
-            return super().epoch_runner(step, X, y, layout, cache_key=cache_key)
+            return self._stepwise_epoch(step, X, y, layout)
         key = None if cache_key is None else (cache_key, layout, self.device)
         compiled = _COMPILED_EPOCHS.get(key) if key is not None else None
         if compiled is None:
@@ -142,6 +142,34 @@ class JaxBackend(Backend):
         else:
             _COMPILED_EPOCHS.move_to_end(key)
         return lambda params, order: compiled(params, X, y, order)
+
+    def _stepwise_epoch(self, step: StepFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
+        """The per-step path: one jitted call per minibatch, kept to compare with the fused epoch.
+
+        Each call cuts its batch from the device-resident order with
+        ``lax.dynamic_slice``, so a step costs one dispatch and no host-side slicing.
+        """
+        jax = self._jax
+        batch_size, covered = layout.batch_size, layout.n_full * layout.batch_size
+
+        def full_step(params: Params, X: Array, y: Array, order: Array, start: Array) -> Params:
+            return step(params, X, y, jax.lax.dynamic_slice(order, (start,), (batch_size,)))
+
+        def tail_step(params: Params, X: Array, y: Array, order: Array) -> Params:
+            return step(params, X, y, order[covered:])
+
+        full = jax.jit(full_step, donate_argnums=0)
+        tail = jax.jit(tail_step, donate_argnums=0) if layout.tail else None
+        starts = [np.int32(k * batch_size) for k in range(layout.n_full)]
+
+        def run_epoch(params: Params, order: Array) -> Params:
+            for start in starts:
+                params = full(params, X, y, order, start)
+            if tail is not None:
+                params = tail(params, X, y, order)
+            return params
+
+        return run_epoch
 
     def _fused_epoch(self, step: StepFn, layout: BatchLayout) -> Callable[..., Params]:
         """One jitted function running every step of an epoch in a ``lax.scan``."""

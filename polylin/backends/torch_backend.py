@@ -63,6 +63,7 @@ class TorchBackend(Backend):
         self._xp = _fast_namespace()
         super().__init__(dtype, device)
         self.torch_dtype = getattr(torch, self.dtype)
+        self._no_grad = torch.no_grad()  # one reusable context for every update
 
     @property
     def version(self) -> str:
@@ -142,7 +143,11 @@ class TorchBackend(Backend):
         return evaluate
 
     def update(self, params: Params, grads: Params, lr: float) -> Params:
-        with self._torch.no_grad():
+        if not params[0].requires_grad:  # the analytic path: no graph to keep the update out of
+            for param, grad in zip(params, grads, strict=True):
+                param.add_(grad, alpha=-lr)
+            return params
+        with self._no_grad:
             for param, grad in zip(params, grads, strict=True):
                 param.add_(grad, alpha=-lr)
         return params
