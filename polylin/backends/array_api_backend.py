@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Array, Backend, DeviceSpec, EpochFn, Params, StepFn, ValueAndGradFn
+from polylin.backends.base import Array, DeviceSpec, EpochFn, HandDerivedGradients, Params, StepFn
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
@@ -274,7 +274,7 @@ class ResidentArray:
         return host if dtype is None else host.astype(dtype)
 
 
-class ArrayApiBackend(Backend):
+class ArrayApiBackend(HandDerivedGradients):
     """Hand-derived gradients on any Array API namespace, with functional updates.
 
     Options (``backend_options`` of :func:`polylin.fit`): ``namespace`` (a
@@ -285,7 +285,6 @@ class ArrayApiBackend(Backend):
     """
 
     name = "array-api"
-    has_autodiff = False
 
     def __init__(
         self,
@@ -405,19 +404,6 @@ class ArrayApiBackend(Backend):
         return has_namespace(x) and namespace_of(x) is self._xp
 
     # -- differentiation and the update -------------------------------------------
-    def value_and_grad(self, objective: Any) -> ValueAndGradFn:
-        hand_derived = getattr(objective, "value_and_gradient", None)
-        if hand_derived is None:
-            raise TypeError(
-                "The array-api backend has no autodiff: it needs an objective with a "
-                "hand-derived gradient (a polylin.objective.Objective)."
-            )
-        return hand_derived  # type: ignore[no-any-return]
-
-    def grad(self, objective: Any) -> Any:
-        self.value_and_grad(objective)  # same check and message
-        return objective.gradient
-
     def update(self, params: Params, grads: Params, lr: float) -> Params:
         # Functional: not every namespace has in-place operations (JAX, dask).
         return tuple(p - lr * g for p, g in zip(params, grads, strict=True))  # type: ignore[return-value]

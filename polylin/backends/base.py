@@ -247,3 +247,22 @@ class Backend(ABC):
             f"The {self.name} backend does not compute Hessians; use the numpy backend "
             "(hand-derived) or jax / torch (their autodiff)."
         )
+
+
+class HandDerivedGradients(Backend):
+    """A backend with no autodiff library: its "gradient" is the objective's hand-derived one."""
+
+    has_autodiff = False
+
+    def value_and_grad(self, objective: Any) -> ValueAndGradFn:
+        hand_derived = getattr(objective, "value_and_gradient", None)
+        if hand_derived is None:
+            raise TypeError(
+                f"The {self.name} backend has no autodiff: it needs an objective with a "
+                "hand-derived gradient (a polylin.objective.Objective)."
+            )
+        return hand_derived  # type: ignore[no-any-return]
+
+    def grad(self, objective: Any) -> GradFn:
+        self.value_and_grad(objective)  # the same check and message
+        return objective.gradient  # type: ignore[no-any-return]
