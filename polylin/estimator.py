@@ -266,6 +266,7 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             if request is None and backend != "array-api":
                 request = device_request(device)
             return _TrainingData(X, y, backend, dtype, request, xp, device)
+        X, y = _framework_to_host(X), _framework_to_host(y)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, reset=reset)
         dtype = self._training_dtype(X.dtype.name, reset=reset)
         np_dtype = SUPPORTED_DTYPES[dtype]
@@ -369,3 +370,17 @@ class _TrainingData:
         if isinstance(array, np.ndarray):
             return array
         return ResidentArray(array, SUPPORTED_DTYPES[self.dtype])
+
+
+def _framework_to_host(x: Any) -> Any:
+    """A framework array that array-api-compat does not know (an MXNet array), as NumPy.
+
+    NumPy cannot convert those itself (``np.asarray`` on an ``mxnet.np`` array gives a
+    32-dimensional object array), so the array's own backend converts it.
+    """
+    owner = backend_for(x)
+    if owner in ("numpy", "array-api") or _is_array_api_input(x):
+        return x
+    from polylin.backends import get_backend
+
+    return get_backend(owner).to_numpy(x)

@@ -329,3 +329,15 @@ def test_estimator_is_exported_lazily() -> None:
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr
     assert json.loads(probe.stdout) == [False, True, "SGDLinearRegressor"]
+
+
+@pytest.mark.parametrize("backend", backend_params(["mxnet"]))
+def test_mxnet_arrays_are_converted_by_their_backend(backend: str) -> None:
+    """NumPy cannot read an mxnet array itself; the estimator converts it through its backend."""
+    import mxnet
+
+    X, y = polylin.synthetic_data(n=200, seed=2)
+    from_mxnet = polylin.SGDLinearRegressor(random_state=0).fit(mxnet.np.array(X), mxnet.np.array(y))
+    from_numpy = polylin.SGDLinearRegressor(random_state=0).fit(X, y)
+    np.testing.assert_array_equal(from_mxnet.coef_, from_numpy.coef_)
+    assert from_mxnet.intercept_ == from_numpy.intercept_
