@@ -10,6 +10,7 @@ epoch. It also lets an experiment swap the objective the gradient is taken of
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -177,19 +178,19 @@ def backend_list(backends: str | Sequence[str] | None) -> list[str]:
     return list(backends)
 
 
-class ExperimentResult:
+class ExperimentResult(abc.ABC):
     """What every experiment returns: numbers, a text summary and a figure."""
 
     #: The experiment's registry name.
     name: str = ""
 
+    @abc.abstractmethod
     def summary(self) -> str:
         """The result as a few lines of text, with the numbers."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def figure(self) -> Figure:
         """The experiment's picture, as a matplotlib figure."""
-        raise NotImplementedError
 
     def __str__(self) -> str:
         return self.summary()
