@@ -166,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             "fresh "
             f"interpreters (min {imp['seconds']['min'] * 1e3:.1f}, max {imp['seconds']['max'] * 1e3:.1f}; "
             f"numpy alone {imp['numpy_alone_s'] * 1e3:.1f} ms); frameworks imported: "
-            f"{', '.join(imp['heavy_modules_imported']) or 'none'}; target < 100 ms and none: "
-            f"{verdict(imp['pass'])}",
+            f"{', '.join(imp['heavy_modules_imported']) or 'none'}"
+            f"{'' if imp['numpy_imported'] else ' (not even numpy)'}; target < 100 ms and none: "
+            f"{verdict(imp['pass'])}. Context: the first use of polylin.fit, which loads numpy and the "
+            f"training code, then takes {imp['first_use_of_fit_s'] * 1e3:.1f} ms",
             flush=True,
         )
 

@@ -11,7 +11,8 @@ broadcast to ``(n, n)`` (the bug behind the book's "why reshape?" exercise).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from polylin.losses import Loss
@@ -19,6 +20,8 @@ from polylin.losses import Loss
 Array = Any
 Namespace = Any
 Params = tuple[Any, Any]
+#: ``(X, w, b) -> X w + b``: a backend may supply a fused kernel for it (torch's ``addmv``).
+Affine = Callable[[Array, Array, Array], Array]
 
 
 def predict(xp: Namespace, params: Params, X: Array) -> Array:
@@ -33,27 +36,48 @@ class Objective:
 
     ``m`` is the number of examples actually in the batch, so a short last
     batch is normalised by its own size, not by the nominal batch size.
+
+    :meth:`total` and :meth:`total_gradient` are the same without the ``1/m``:
+    the book's ``l.sum().backward()``, whose SGD step then divides by the
+    batch size (see :func:`polylin.training.make_sgd_step`). ``affine``
+    computes ``X w + b``; ``None`` means ``xp.matmul(X, w) + b``.
     """
 
     xp: Namespace
     loss: Loss
+    affine: Affine | None = field(default=None, kw_only=True)
+
+    def residual(self, params: Params, X: Array, y: Array) -> Array:
+        """``r = X w + b − y``, shape ``(m,)``."""
+        w, b = params
+        fitted = self.xp.matmul(X, w) + b if self.affine is None else self.affine(X, w, b)
+        return fitted - y
 
     def __call__(self, params: Params, X: Array, y: Array) -> Array:
-        residual = predict(self.xp, params, X) - y
-        return self.xp.mean(self.loss.pointwise(self.xp, residual))
+        return self.xp.mean(self.loss.pointwise(self.xp, self.residual(params, X, y)))
+
+    def total(self, params: Params, X: Array, y: Array) -> Array:
+        """``Σᵢ l(rᵢ)``: the batch's summed loss (the mean times ``m``)."""
+        return self.xp.sum(self.loss.pointwise(self.xp, self.residual(params, X, y)))
+
+    def total_gradient(self, params: Params, X: Array, y: Array) -> Params:
+        """The gradient of :meth:`total`, derived by hand: with ``gᵢ = l'(rᵢ)``,
+        ``Xᵀg`` and ``Σᵢ gᵢ``."""
+        xp = self.xp
+        g = self.loss.derivative(xp, self.residual(params, X, y))
+        return xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True)
 
     def gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient derived by hand: with ``r = Xw + b − y`` and ``gᵢ = l'(rᵢ)/m``,
         ``∂L/∂w = Xᵀg`` and ``∂L/∂b = Σᵢ gᵢ``."""
         xp = self.xp
-        residual = predict(xp, params, X) - y
-        g = self.loss.derivative(xp, residual) / X.shape[0]
+        g = self.loss.derivative(xp, self.residual(params, X, y)) / X.shape[0]
         return xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True)
 
     def value_and_gradient(self, params: Params, X: Array, y: Array) -> tuple[Array, Params]:
         """Both at once, sharing the residual."""
         xp = self.xp
-        residual = predict(xp, params, X) - y
+        residual = self.residual(params, X, y)
         value = xp.mean(self.loss.pointwise(xp, residual))
         g = self.loss.derivative(xp, residual) / X.shape[0]
         return value, (xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True))

@@ -48,28 +48,36 @@ class TrainingRun:
 
 
 def make_sgd_step(backend: Backend, gradient: GradFn, lr: float, fit_intercept: bool = True) -> StepFn:
-    """One minibatch SGD step: gather the batch, take the gradient, update in place.
+    """One minibatch SGD step: gather the batch, take the gradient of its summed loss, update in place.
 
-    Without an intercept, ``b`` stays at its initial 0 and only ``w`` moves.
+    ``gradient`` differentiates the batch's *summed* loss (the book's
+    ``l.sum().backward()``), so the step moves by ``lr / m`` times it, ``m``
+    being the examples actually in the batch (a short last batch divides by
+    its own size). Folding ``1/m`` into the step size saves an array
+    operation per step. Without an intercept, ``b`` stays at its initial 0
+    and only ``w`` moves.
     """
     take, update = backend.take, backend.update
 
     def step(params: Params, X: Array, y: Array, idx: Array) -> Params:
-        return update(params, gradient(params, take(X, idx), take(y, idx)), lr)
+        X_batch = take(X, idx)
+        return update(params, gradient(params, X_batch, take(y, idx)), lr / X_batch.shape[0])
 
     def step_through_origin(params: Params, X: Array, y: Array, idx: Array) -> Params:
-        grad_w, _ = gradient(params, take(X, idx), take(y, idx))
-        updated = update((params[0],), (grad_w,), lr)  # type: ignore[arg-type]
+        X_batch = take(X, idx)
+        grad_w, _ = gradient(params, X_batch, take(y, idx))
+        updated = update((params[0],), (grad_w,), lr / X_batch.shape[0])  # type: ignore[arg-type]
         return updated[0], params[1]
 
     return step if fit_intercept else step_through_origin
 
 
 def gradient_function(backend: Backend, objective: Objective, grad: str) -> GradFn:
-    """The framework's autodiff gradient, or the hand-derived one run on its arrays."""
+    """The gradient of the batch's summed loss: the framework's autodiff, or the hand-derived one
+    run on its arrays."""
     if grad == "autodiff":
-        return backend.grad(objective)
-    return objective.gradient
+        return backend.grad(objective.total)
+    return objective.total_gradient
 
 
 def _host_copy(backend: Backend, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +174,7 @@ def train(
     the last finite parameters, when a loss or a parameter becomes
     non-finite or when the user interrupts with Ctrl-C.
     """
-    objective = Objective(backend.xp, loss)
+    objective = Objective(backend.xp, loss, affine=backend.affine)
     trainable = grad == "autodiff"
     gradient = gradient_function(backend, objective, grad)
     step = make_sgd_step(backend, gradient, lr, fit_intercept)

@@ -112,6 +112,10 @@ class _SlowDevice(Reference):
         self.events.append("sync")
         self.now += 2.0
 
+    def epoch_loss(self) -> float:
+        self.events.append("loss")
+        return 0.0
+
     def params(self) -> tuple[np.ndarray, float]:
         return np.zeros(self.d), 0.0
 
@@ -127,7 +131,9 @@ def test_reference_timing_includes_the_synchronisation() -> None:
     loop.events.clear()
     times = harness.time_reference_run(loop, [np.arange(4), np.arange(4)], clock=loop.clock)
     assert times == [2.5, 2.5]
-    assert loop.events == ["reset", "clock", "queue", "sync", "clock", "clock", "queue", "sync", "clock"]
+    assert loop.events == [
+        "reset", "clock", "queue", "sync", "clock", "loss", "clock", "queue", "sync", "clock", "loss",
+    ]  # fmt: skip
 
 
 def test_measure_row_reports_a_ratio_and_matching_parameters(plans: dict[str, Any]) -> None:

@@ -339,5 +339,9 @@ def test_mxnet_arrays_are_converted_by_their_backend(backend: str) -> None:
     X, y = polylin.synthetic_data(n=200, seed=2)
     from_mxnet = polylin.SGDLinearRegressor(random_state=0).fit(mxnet.np.array(X), mxnet.np.array(y))
     from_numpy = polylin.SGDLinearRegressor(random_state=0).fit(X, y)
-    np.testing.assert_array_equal(from_mxnet.coef_, from_numpy.coef_)
-    assert from_mxnet.intercept_ == from_numpy.intercept_
+    # backend="auto" trains the mxnet arrays on the mxnet backend: equal to NumPy's up to the
+    # rounding the parity matrix allows (MXNet's and NumPy's dot products round differently).
+    assert from_mxnet.fit_result_.backend == "mxnet" and from_numpy.fit_result_.backend == "numpy"
+    assert tolerance_for("float32").params_close(
+        np.append(from_mxnet.coef_, from_mxnet.intercept_), np.append(from_numpy.coef_, from_numpy.intercept_)
+    )

@@ -27,6 +27,20 @@ def test_import_polylin_imports_no_framework() -> None:
     assert probe.stdout.strip() == "[]"
 
 
+def test_import_polylin_is_lazy_and_every_public_name_resolves() -> None:
+    probe = run_python(
+        "import sys, polylin\n"
+        "print('numpy' in sys.modules)\n"
+        "names = sorted(set(polylin.__all__) | {'SGDLinearRegressor', 'compare', 'plot', 'experiments'})\n"
+        "print(all(getattr(polylin, name) is not None for name in names))\n"
+        "print('numpy' in sys.modules, polylin.fit.__module__, 'fit' in dir(polylin))\n"
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["False", "True", "True", "polylin.api", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        polylin.fitt  # noqa: B018 - the lookup is the test
+
+
 def test_unknown_backend_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="not a known backend") as info:
         polylin.fit(backend="tensorflow")

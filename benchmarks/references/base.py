@@ -65,13 +65,21 @@ class Reference(ABC):
         """Block until every queued step has finished."""
 
     @abstractmethod
+    def epoch_loss(self) -> float:
+        """The full-data mean ½ squared loss, computed in the framework, as the book's loop prints
+        it after every epoch. The runner calls it between epochs, outside the clock, as polylin
+        evaluates its per-epoch loss outside its epoch timing."""
+
+    @abstractmethod
     def params(self) -> tuple[np.ndarray, float]:
         """The current ``(w, b)`` on the host."""
 
     def train(self, orders: list[np.ndarray]) -> tuple[np.ndarray, float]:
-        """Reset, run one epoch per order, and return the final parameters."""
+        """Reset, run one epoch per order (each followed by its loss, as in the book), and return
+        the final parameters."""
         self.reset()
         for order in orders:
             self.run_epoch(self.device_order(order))
-        self.synchronize()
+            self.synchronize()
+            self.epoch_loss()
         return self.params()

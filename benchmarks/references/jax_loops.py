@@ -47,6 +47,7 @@ class _Jax(Reference):
             return params[0] - lr * gw, params[1] - lr * gb
 
         self.sgd = sgd
+        self.loss = jax.jit(_loss)
         self.build()
 
     def build(self) -> None:
@@ -60,6 +61,9 @@ class _Jax(Reference):
 
     def synchronize(self) -> None:
         jax.block_until_ready(self.state)
+
+    def epoch_loss(self) -> float:
+        return float(self.loss(self.state, self.X, self.y))
 
     def params(self) -> tuple[np.ndarray, float]:
         w, b = self.state

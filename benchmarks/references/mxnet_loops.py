@@ -34,6 +34,10 @@ class _Mxnet(Reference):
         self.w.wait_to_read()
         self.b.wait_to_read()
 
+    def epoch_loss(self) -> float:
+        r = nd.dot(self.X, self.w) + self.b - self.y
+        return float((0.5 * nd.mean(r * r)).asscalar())
+
     def params(self) -> tuple[np.ndarray, float]:
         return self.w.asnumpy().astype(np.float64), float(self.b.asnumpy()[0])
 

@@ -47,6 +47,10 @@ class NumpyInPlace(Reference):
             w -= gw
             b -= (lr / m) * r.sum()
 
+    def epoch_loss(self) -> float:
+        r = self.X @ self.w + self.b - self.y
+        return float(0.5 * np.mean(r * r))
+
     def params(self) -> tuple[np.ndarray, float]:
         return self.w.astype(np.float64), float(self.b[0])
 

@@ -25,6 +25,11 @@ class _Torch(Reference):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def epoch_loss(self) -> float:
+        with torch.no_grad():
+            r = torch.addmv(self.b, self.X, self.w) - self.y
+            return float(0.5 * (r * r).mean())
+
     def params(self) -> tuple[np.ndarray, float]:
         return self.w.detach().cpu().double().numpy(), float(self.b.detach().cpu()[0])
 

@@ -170,6 +170,10 @@ class Backend(ABC):
         """Rows (or elements) of ``X`` at ``idx``."""
         return self.xp.take(X, idx, axis=0)
 
+    def affine(self, X: Array, w: Array, b: Array) -> Array:
+        """``X w + b``; a backend with a fused kernel for it overrides this."""
+        return self.xp.matmul(X, w) + b
+
     # -- differentiation and the update -----------------------------------------
     @abstractmethod
     def value_and_grad(self, objective: Any) -> ValueAndGradFn:
