@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from conftest import AUTODIFF_BACKENDS, backend_params
@@ -117,3 +119,40 @@ def test_analytic_and_autodiff_fits_agree_on_torch_style_short_batch() -> None:
     r = X[1000] @ head.w + head.b - y[1000]
     expected_w = head.w - 0.03 * r * X[1000]  # divided by 1, the actual batch size
     np.testing.assert_allclose(full.w, expected_w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("backend", backend_params(AUTODIFF_BACKENDS))
+def test_summed_loss_gradients_are_m_times_the_mean_ones(backend: str, loss: str) -> None:
+    """The training step differentiates the batch's summed loss and divides the step by m."""
+    be = get_backend(backend, dtype="float64")
+    with be.context():  # JAX: float64 enabled
+        check_summed_gradients(be, Objective(be.xp, get_loss(loss), affine=be.affine))
+
+
+def check_summed_gradients(be: Any, objective: Objective) -> None:
+    params = be.parameters(W_AT, B_AT, trainable=False)
+    X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+    m = X_BATCH.shape[0]
+    mean = [be.to_numpy(g) for g in objective.gradient(params, X, y)]
+    by_hand = [be.to_numpy(g) for g in objective.total_gradient(params, X, y)]
+    trainable = be.parameters(W_AT, B_AT, trainable=True)
+    autodiff = [be.to_numpy(g) for g in be.grad(objective.total)(trainable, X, y)]
+    rtol = tolerance_for("float64").grad_rtol
+    for mean_g, hand_g, auto_g in zip(mean, by_hand, autodiff, strict=True):
+        np.testing.assert_allclose(hand_g, m * mean_g, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(auto_g, hand_g, rtol=rtol, atol=rtol)
+    total = float(np.asarray(be.to_numpy(objective.total(params, X, y))).reshape(-1)[0])
+    value = float(np.asarray(be.to_numpy(objective(params, X, y))).reshape(-1)[0])
+    assert total == pytest.approx(m * value, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_objectives_of_two_backend_instances_compare_equal(backend: str) -> None:
+    """Compiled-function caches are keyed by the objective: a new fit's must equal the last one's."""
+    first, second = get_backend(backend), get_backend(backend)
+    loss = get_loss("squared")
+    one, other = (Objective(be.xp, loss, affine=be.affine) for be in (first, second))
+    assert one == other
+    if backend == "jax":  # jax.jit caches by the function's hash
+        assert hash(one) == hash(other)

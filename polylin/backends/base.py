@@ -170,9 +170,15 @@ class Backend(ABC):
         """Rows (or elements) of ``X`` at ``idx``."""
         return self.xp.take(X, idx, axis=0)
 
-    def affine(self, X: Array, w: Array, b: Array) -> Array:
-        """``X w + b``; a backend with a fused kernel for it overrides this."""
-        return self.xp.matmul(X, w) + b
+    @property
+    def affine(self) -> Callable[[Array, Array, Array], Array] | None:
+        """A fused ``(X, w, b) -> X w + b``, or ``None`` for ``xp.matmul(X, w) + b``.
+
+        It must be the same function object for every instance (not a bound
+        method): objectives built on it compare equal across fits, so that a
+        compiling backend's caches, keyed by the objective, are hit again.
+        """
+        return None
 
     # -- differentiation and the update -----------------------------------------
     @abstractmethod

@@ -15,14 +15,16 @@ shape ``(1,)``, which every caller in polylin accepts (``float()`` of it, or
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 from typing import Any
 
 Array = Any
 
 
+@functools.cache
 def nd_namespace(nd: Any) -> SimpleNamespace:
-    """The namespace over the module ``mxnet.nd``."""
+    """The namespace over the module ``mxnet.nd`` (one object, made once)."""
 
     def matmul(a: Array, b: Array, /) -> Array:
         return nd.dot(a, b)

@@ -51,6 +51,19 @@ def _fast_namespace() -> Any:
     )
 
 
+@functools.cache
+def _addmv() -> Any:
+    """``X w + b`` as one fused kernel (and one autograd node) instead of a matmul, then an add."""
+    import torch
+
+    addmv = torch.addmv
+
+    def affine(X: Array, w: Array, b: Array) -> Array:
+        return addmv(b, X, w)
+
+    return affine
+
+
 class TorchBackend(Backend):
     """Autograd on torch tensors, updated in place with ``add_(alpha=-lr)``."""
 
@@ -115,9 +128,9 @@ class TorchBackend(Backend):
     def take(self, X: Array, idx: Array) -> Array:
         return self._torch.index_select(X, 0, idx)
 
-    def affine(self, X: Array, w: Array, b: Array) -> Array:
-        # One fused kernel (and one autograd node) instead of matmul, then add.
-        return self._torch.addmv(b, X, w)
+    @property
+    def affine(self) -> Any:
+        return _addmv()
 
     def value_and_grad(self, objective: Any) -> ValueAndGradFn:
         autograd_grad = self._torch.autograd.grad
