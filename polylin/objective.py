@@ -49,9 +49,12 @@ class Objective:
 
     def residual(self, params: Params, X: Array, y: Array) -> Array:
         """``r = X w + b − y``, shape ``(m,)``."""
-        w, b = params
-        fitted = self.xp.matmul(X, w) + b if self.affine is None else self.affine(X, w, b)
+        fitted = predict(self.xp, params, X) if self.affine is None else self.affine(X, *params)
         return fitted - y
+
+    def _chain_rule(self, g: Array, X: Array) -> Params:
+        """``(Xᵀg, Σᵢ gᵢ)``: the gradient in ``(w, b)`` from each example's ``gᵢ = ∂loss/∂ŷᵢ``."""
+        return self.xp.matmul(g, X), self.xp.sum(g, axis=0, keepdims=True)
 
     def __call__(self, params: Params, X: Array, y: Array) -> Array:
         return self.xp.mean(self.loss.pointwise(self.xp, self.residual(params, X, y)))
@@ -63,21 +66,16 @@ class Objective:
     def total_gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient of :meth:`total`, derived by hand: with ``gᵢ = l'(rᵢ)``,
         ``Xᵀg`` and ``Σᵢ gᵢ``."""
-        xp = self.xp
-        g = self.loss.derivative(xp, self.residual(params, X, y))
-        return xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True)
+        return self._chain_rule(self.loss.derivative(self.xp, self.residual(params, X, y)), X)
 
     def gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient derived by hand: with ``r = Xw + b − y`` and ``gᵢ = l'(rᵢ)/m``,
         ``∂L/∂w = Xᵀg`` and ``∂L/∂b = Σᵢ gᵢ``."""
-        xp = self.xp
-        g = self.loss.derivative(xp, self.residual(params, X, y)) / X.shape[0]
-        return xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True)
+        return self._chain_rule(self.loss.derivative(self.xp, self.residual(params, X, y)) / X.shape[0], X)
 
     def value_and_gradient(self, params: Params, X: Array, y: Array) -> tuple[Array, Params]:
         """Both at once, sharing the residual."""
         xp = self.xp
         residual = self.residual(params, X, y)
         value = xp.mean(self.loss.pointwise(xp, residual))
-        g = self.loss.derivative(xp, residual) / X.shape[0]
-        return value, (xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True))
+        return value, self._chain_rule(self.loss.derivative(xp, residual) / X.shape[0], X)

@@ -30,7 +30,7 @@ from polylin.batching import BatchLayout
 from polylin.data import BOOK_TRUE_B, BOOK_TRUE_W, minibatches, synthetic_data
 from polylin.experiments._common import ExperimentResult, Trace, table, trace_sgd
 from polylin.losses import get_loss
-from polylin.objective import Objective, predict
+from polylin.objective import Objective
 from polylin.randomness import epoch_order, initial_parameters
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class NominalBatchObjective(Objective):
 
     def __call__(self, params: Any, X: Any, y: Any) -> Any:
         # Scaled before the reduction: MXNet cannot record a scalar times a 0-d array.
-        residual = predict(self.xp, params, X) - y
+        residual = self.residual(params, X, y)
         return self.xp.mean(self.loss.pointwise(self.xp, residual) * (X.shape[0] / self.nominal))
 
     def gradient(self, params: Any, X: Any, y: Any) -> Any:
