@@ -30,6 +30,12 @@ def predict(xp: Namespace, params: Params, X: Array) -> Array:
     return xp.matmul(X, w) + b
 
 
+def chain_rule(xp: Namespace, g: Array, X: Array) -> Params:
+    """``(Xᵀg, Σᵢ gᵢ)``: the gradient in ``(w, b)`` of ``Σᵢ l(ŷᵢ − yᵢ)`` from each example's
+    ``gᵢ = ∂l/∂ŷᵢ``, for the linear model ``ŷ = X w + b``."""
+    return xp.matmul(g, X), xp.sum(g, axis=0, keepdims=True)
+
+
 @dataclass(frozen=True)
 class Objective:
     """The mean loss over a batch, ``L(w, b) = (1/m) Σᵢ l(xᵢᵀw + b − yᵢ)``, and its gradient.
@@ -53,8 +59,12 @@ class Objective:
         return fitted - y
 
     def _chain_rule(self, g: Array, X: Array) -> Params:
-        """``(Xᵀg, Σᵢ gᵢ)``: the gradient in ``(w, b)`` from each example's ``gᵢ = ∂loss/∂ŷᵢ``."""
-        return self.xp.matmul(g, X), self.xp.sum(g, axis=0, keepdims=True)
+        return chain_rule(self.xp, g, X)
+
+    def residual_derivative(self, params: Params, X: Array, y: Array) -> Array:
+        """``gᵢ = l'(rᵢ)``, the derivative of :meth:`total` in each prediction ``ŷᵢ``: what a
+        backend's :meth:`~polylin.backends.base.Backend.descend` turns into the SGD step."""
+        return self.loss.derivative(self.xp, self.residual(params, X, y))
 
     def __call__(self, params: Params, X: Array, y: Array) -> Array:
         return self.xp.mean(self.loss.pointwise(self.xp, self.residual(params, X, y)))
@@ -66,7 +76,7 @@ class Objective:
     def total_gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient of :meth:`total`, derived by hand: with ``gᵢ = l'(rᵢ)``,
         ``Xᵀg`` and ``Σᵢ gᵢ``."""
-        return self._chain_rule(self.loss.derivative(self.xp, self.residual(params, X, y)), X)
+        return self._chain_rule(self.residual_derivative(params, X, y), X)
 
     def gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient derived by hand: with ``r = Xw + b − y`` and ``gᵢ = l'(rᵢ)/m``,

@@ -3,14 +3,16 @@
 Nothing in this module names a framework: everything framework-specific
 goes through the :class:`~polylin.backends.base.Backend` it is given.
 
-Per epoch the loop (1) draws the example order on the host, (2) hands it to
-the backend's epoch runner, which runs every minibatch step on the device
-with no host synchronisation, (3) synchronises and stops the clock, and
+Per epoch the loop (1) hands the epoch's example order, drawn on the host
+and already copied to the device, to the backend's epoch runner, which runs
+every minibatch step on the device with no host synchronisation,
+(2) synchronises and stops the clock, (3) draws the next epoch's order, and
 (4) evaluates the full-data loss and copies the parameters to the host once.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +74,35 @@ def make_sgd_step(backend: Backend, gradient: GradFn, lr: float, fit_intercept: 
     return step if fit_intercept else step_through_origin
 
 
+def make_descent_step(backend: Backend, objective: Objective, lr: float) -> StepFn:
+    """The hand-derived SGD step: gather the batch, ``gᵢ = l'(rᵢ)``, then :meth:`Backend.descend`.
+
+    Same arithmetic as :func:`make_sgd_step` with the objective's
+    ``total_gradient``, but the backend turns ``g`` into the update itself, so
+    it can fuse the product ``Xᵀg`` with the in-place subtraction.
+    """
+    take, descend = backend.take, backend.descend
+    # Objective.residual_derivative, unrolled one level: this runs once per minibatch step.
+    xp, residual, derivative = objective.xp, objective.residual, objective.loss.derivative
+
+    def step(params: Params, X: Array, y: Array, idx: Array) -> Params:
+        X_batch = take(X, idx)
+        g = derivative(xp, residual(params, X_batch, take(y, idx)))
+        return descend(params, g, X_batch, lr / X_batch.shape[0])
+
+    return step
+
+
+def training_step(
+    backend: Backend, objective: Objective, grad: str, lr: float, fit_intercept: bool = True
+) -> StepFn:
+    """The step :func:`train` runs: hand-derived with an intercept is :func:`make_descent_step`,
+    everything else :func:`make_sgd_step` over :func:`gradient_function`."""
+    if grad == "analytic" and fit_intercept:
+        return make_descent_step(backend, objective, lr)
+    return make_sgd_step(backend, gradient_function(backend, objective, grad), lr, fit_intercept)
+
+
 def gradient_function(backend: Backend, objective: Objective, grad: str) -> GradFn:
     """The gradient of the batch's summed loss: the framework's autodiff, or the hand-derived one
     run on its arrays."""
@@ -86,6 +117,17 @@ def _host_copy(backend: Backend, params: Params) -> tuple[np.ndarray, np.ndarray
 
 
 def _all_finite(*values: np.ndarray | float) -> bool:
+    """Whether every value is finite.
+
+    After an epoch the loop checks the full-data loss alone: a non-finite
+    parameter always makes it non-finite. An infinite or NaN ``b`` reaches every
+    residual; an infinite or NaN ``w_j`` reaches every residual whose ``x_ij`` is
+    non-zero, and ``0 · ∞`` is NaN where ``x_ij`` is zero; and each loss maps an
+    infinite or NaN residual to an infinite or NaN value, which the mean keeps.
+    (tests/test_divergence.py checks this for every loss and backend.) Skipping
+    the per-epoch check of the parameters on the host keeps host work out of
+    the time between two device epochs.
+    """
     return all(bool(np.all(np.isfinite(v))) for v in values)
 
 
@@ -176,33 +218,39 @@ def train(
     """
     objective = Objective(backend.xp, loss, affine=backend.affine)
     trainable = grad == "autodiff"
-    gradient = gradient_function(backend, objective, grad)
-    step = make_sgd_step(backend, gradient, lr, fit_intercept)
+    step = training_step(backend, objective, grad, lr, fit_intercept)
     layout = BatchLayout(int(X.shape[0]), batch_size)
     run_epoch = backend.epoch_runner(
         step, X, y, layout, cache_key=("sgd", loss.name, grad, lr, fit_intercept)
     )
     evaluate = backend.evaluator(objective)
 
+    def order_of(epoch: int) -> Array:
+        return backend.index_array(epoch_order(seed, epoch, layout.n_examples, shuffle))
+
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=trainable)
     try:
+        upcoming = order_of(start_epoch) if start_epoch < epochs else None
         for epoch in range(start_epoch, epochs):
-            order = backend.index_array(epoch_order(seed, epoch, layout.n_examples, shuffle))
+            order = upcoming
             started = time.perf_counter()
             params = run_epoch(params, order)
             backend.synchronize(params)
             elapsed = time.perf_counter() - started
+            if epoch + 1 < epochs:
+                # The next epoch's order is drawn now, outside both clocks, so that its copy to
+                # the device (asynchronous on JAX) has finished by the time that epoch starts.
+                upcoming = order_of(epoch + 1)
 
             value = evaluate(params, X, y)
-            w, b = _host_copy(backend, params)
-            if not _all_finite(value, w, b):
+            if not math.isfinite(value):  # also catches any non-finite parameter: see _all_finite
                 where = _locate_divergence(
                     backend, step, evaluate, X, y, (run.w, run.b), order, layout, trainable
                 )
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
-            run.w, run.b = w, b
+            run.w, run.b = _host_copy(backend, params)
             run.losses.append(value)
             run.epoch_times.append(elapsed)
             if on_epoch is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class _SlowDevice(Reference):
         self.events.append("reset")
 
     def device_order(self, order: np.ndarray) -> Any:
+        self.events.append(f"order {order[0]}")
         return order
 
     def run_epoch(self, order: Any) -> None:
@@ -129,10 +131,12 @@ def test_reference_timing_includes_the_synchronisation() -> None:
         np.zeros((4, 2), np.float32), np.zeros(4, np.float32), np.zeros(2), np.zeros(1), 0.1, 2
     )
     loop.events.clear()
-    times = harness.time_reference_run(loop, [np.arange(4), np.arange(4)], clock=loop.clock)
+    times = harness.time_reference_run(loop, lambda epoch: np.arange(4) + epoch, 2, clock=loop.clock)
     assert times == [2.5, 2.5]
+    # The next epoch's order is drawn and converted after the clock stops, before the loss, as in polylin.
     assert loop.events == [
-        "reset", "clock", "queue", "sync", "clock", "loss", "clock", "queue", "sync", "clock", "loss",
+        "reset", "order 0", "clock", "queue", "sync", "clock", "order 1", "loss",
+        "clock", "queue", "sync", "clock", "loss",
     ]  # fmt: skip
 
 
@@ -146,11 +150,30 @@ def test_measure_row_reports_a_ratio_and_matching_parameters(plans: dict[str, An
     assert best["steady_epoch_s"]["median"] == min(
         loop["steady_epoch_s"]["median"] for loop in record["loops"]
     )
-    assert record["ratio"] == pytest.approx(
+    per_repeat = [
+        statistics.median(ours[1:]) / statistics.median(theirs[1:])
+        for ours, theirs in zip(record["polylin"]["epoch_times_s"], best["epoch_times_s"], strict=True)
+    ]
+    assert record["ratio"] == pytest.approx(statistics.median(per_repeat))
+    assert record["ratio_of_medians"] == pytest.approx(
         record["polylin"]["steady_epoch_s"]["median"] / best["steady_epoch_s"]["median"]
     )
     assert record["polylin"]["steady_epoch_s"]["n"] == 2 * (plans["book"].workload.epochs - 1)
     assert all(len(times) == plans["book"].workload.epochs for times in best["epoch_times_s"])
+
+
+def test_paired_ratio_cancels_a_change_of_load_between_repeats() -> None:
+    # The machine is 1x, 2x and 3x busy in the three repeats, and polylin is 1.2x the loop give or take
+    # 5 % of noise (x1.05, x0.95, x1.00). Pooling every epoch puts the 2x-busy repeat's noise in charge
+    # (1.14); pairing each repeat with itself cancels the load and keeps the typical ratio (1.2).
+    loop = [[9.0, 1.0, 1.0], [9.0, 2.0, 2.0], [9.0, 3.0, 3.0]]
+    ours = [[9.0, 1.26, 1.26], [9.0, 2.28, 2.28], [9.0, 3.6, 3.6]]
+    assert harness.paired_ratio(ours, loop) == pytest.approx(1.2)
+    pooled = statistics.median(t for r in ours for t in r[1:]) / statistics.median(
+        t for r in loop for t in r[1:]
+    )
+    assert pooled == pytest.approx(1.14)
+    assert harness.paired_ratio([[1.0]], [[1.0]]) is None  # no steady-state epoch: no ratio
 
 
 def test_bandwidth_floors_measure_something() -> None:
@@ -186,6 +209,14 @@ def test_floor_verdicts_follow_the_targets() -> None:
     assert out["per_backend"]["numpy"]["pass"] is False  # 4.0x > 2.5x
     assert "pass" not in out["per_backend"]["mxnet"]  # no target for MXNet
     assert out["best"] == {"backend": "jax", "over_gather": pytest.approx(1.2), "target": 1.5, "pass": True}
+
+
+def test_whole_fit_floor_adds_the_passes_a_fit_must_make() -> None:
+    bound = harness.whole_fit_floor({"gather_s": 0.08, "stream_s": 0.02}, 3, 0.01, sklearn_s=1.8)
+    assert bound["with_epoch_losses_s"] == pytest.approx(3 * (0.08 + 0.01) + 4 * 0.02)
+    assert bound["final_loss_only_s"] == pytest.approx(3 * (0.08 + 0.01) + 0.02)
+    assert bound["max_speedup_with_epoch_losses"] == pytest.approx(1.8 / 0.35)
+    assert harness.permutation_seconds(10_000, repeats=2) > 0
 
 
 def test_sklearn_verdict_needs_speed_and_loss() -> None:

@@ -262,3 +262,28 @@ def test_bound_without_intercept_ignores_the_ones_column() -> None:
         bound = warn_if_unstable(X, 1.0, loss="squared", fit_intercept=False)
     assert bound == pytest.approx(2.0 / mean_square, rel=1e-9)
     assert warn_if_unstable(X, 1.0, loss="absolute", fit_intercept=False) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["squared", "absolute", "huber"])
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize("where", ["w0", "w1", "b"])
+def test_a_non_finite_parameter_makes_the_full_data_loss_non_finite(
+    backend: str, loss: str, bad: float, where: str
+) -> None:
+    """The training loop detects divergence from the full-data loss alone (polylin.training._all_finite):
+    that is sound only if any non-finite parameter makes the loss non-finite, also through a
+    feature column of zeros (0·∞ is NaN) and through a zero weight elsewhere."""
+    from polylin.backends import get_backend
+    from polylin.losses import get_loss
+    from polylin.objective import Objective
+
+    X = np.array([[0.0, 1.0], [0.0, -2.0], [0.0, 0.5]], dtype=np.float32)  # column 0 is all zeros
+    y = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    w, b = np.zeros(2), np.zeros(1)
+    {"w0": w, "w1": w, "b": b}[where][{"w0": 0, "w1": 1, "b": 0}[where]] = bad
+    be = get_backend(backend)
+    with be.context():
+        evaluate = be.evaluator(Objective(be.xp, get_loss(loss), affine=be.affine))
+        value = evaluate(be.parameters(w, b, trainable=False), be.asarray(X), be.asarray(y))
+    assert not math.isfinite(value), f"{where}={bad} left the {loss} loss finite ({value}) on {backend}"

@@ -156,3 +156,36 @@ def test_objectives_of_two_backend_instances_compare_equal(backend: str) -> None
     assert one == other
     if backend == "jax":  # jax.jit caches by the function's hash
         assert hash(one) == hash(other)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("trainable", [False, True])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("backend", backend_params())
+def test_descend_is_the_update_along_the_hand_derived_gradient(
+    backend: str, loss: str, trainable: bool, dtype: str
+) -> None:
+    """``Backend.descend`` (the analytic step; torch fuses it into ``addmv_``) moves the parameters
+    exactly as ``update`` does along ``Objective.total_gradient``, in place where the framework allows."""
+    be = get_backend(backend, dtype=dtype)
+    trainable = trainable and be.has_autodiff  # without autodiff, parameters are never trainable
+    lr = 0.05
+    with be.context():
+        objective = Objective(be.xp, get_loss(loss), affine=be.affine)
+        X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+        along = be.parameters(W_AT, B_AT, trainable=trainable)
+        g = objective.residual_derivative(along, X, y)
+        expected = [
+            np.array(be.to_numpy(p), dtype=np.float64)
+            for p in be.update(
+                be.parameters(W_AT, B_AT, trainable=False),
+                objective.total_gradient(be.parameters(W_AT, B_AT, trainable=False), X, y),
+                lr,
+            )
+        ]
+        moved = be.descend(along, g, X, lr)
+        got = [np.array(be.to_numpy(p), dtype=np.float64) for p in moved]
+    tol = tolerance_for(dtype)
+    for have, want, start in zip(got, expected, (W_AT, B_AT), strict=True):
+        assert not np.allclose(want, start)  # the step moved something
+        assert tol.params_close(have, want), (have, want)

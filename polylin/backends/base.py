@@ -21,6 +21,7 @@ import numpy as np
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
+from polylin.objective import chain_rule
 
 Array = Any
 Params = tuple[Any, Any]
@@ -197,6 +198,16 @@ class Backend(ABC):
         Returns the parameters, so that ``params = update(params, grads, lr)``
         also serves frameworks whose arrays are immutable.
         """
+
+    def descend(self, params: Params, g: Array, X: Array, lr: float) -> Params:
+        """One hand-derived SGD step from ``g``, the derivative of a batch's summed loss in each
+        prediction (``gᵢ = l'(rᵢ)``): ``w ← w − lr·Xᵀg`` and ``b ← b − lr·Σᵢ gᵢ``.
+
+        The default forms the gradient (:func:`polylin.objective.chain_rule`) and
+        applies :meth:`update`; a backend may fuse the product with the update
+        (torch's ``addmv_``), which saves an array operation and a temporary per step.
+        """
+        return self.update(params, chain_rule(self.xp, g, X), lr)
 
     def compile(self, fn: Callable[..., Any], *, donate_params: bool = False) -> Callable[..., Any]:
         """Compile ``fn(params, ...)``; the identity for eager frameworks.

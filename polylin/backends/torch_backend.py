@@ -77,6 +77,7 @@ class TorchBackend(Backend):
         super().__init__(dtype, device)
         self.torch_dtype = getattr(torch, self.dtype)
         self._no_grad = torch.no_grad()  # one reusable context for every update
+        self._index_select = torch.index_select  # looked up once, not on every step
 
     @property
     def version(self) -> str:
@@ -126,7 +127,7 @@ class TorchBackend(Backend):
         )
 
     def take(self, X: Array, idx: Array) -> Array:
-        return self._torch.index_select(X, 0, idx)
+        return self._index_select(X, 0, idx)
 
     @property
     def affine(self) -> Any:
@@ -167,6 +168,18 @@ class TorchBackend(Backend):
         with self._no_grad:
             for param, grad in zip(params, grads, strict=True):
                 param.add_(grad, alpha=-lr)
+        return params
+
+    def descend(self, params: Params, g: Array, X: Array, lr: float) -> Params:
+        """``w ← w − lr·Xᵀg`` as one fused ``addmv_`` (no gradient tensor), ``b ← b − lr·Σg``."""
+        w, b = params
+        if w.requires_grad:  # leaves of a graph: keep the update out of it
+            with self._no_grad:
+                w.addmv_(X.t(), g, alpha=-lr)
+                b.sub_(g.sum(), alpha=lr)
+            return params
+        w.addmv_(X.t(), g, alpha=-lr)
+        b.sub_(g.sum(), alpha=lr)
         return params
 
     def synchronize(self, tree: Any) -> None:

@@ -254,7 +254,10 @@ class TrainingPlan:
     ``fit_kwargs`` are the :func:`polylin.fit` options that reproduce the plan
     with ``fit(X, y, **fit_kwargs)``; ``orders[e]`` are the row indices of
     epoch ``e`` in visiting order (``batch_size`` at a time, the last batch
-    possibly short).
+    possibly short). Each order is the first ``order_rows`` of the permutation
+    :func:`~polylin.randomness.epoch_order` draws over ``order_population``
+    examples; :meth:`draw_order` draws it again, as a training loop does
+    between its epochs.
     """
 
     workload: Workload
@@ -265,6 +268,12 @@ class TrainingPlan:
     orders: list[np.ndarray]
     method: str
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
+    order_population: int = 0
+    order_rows: int = 0
+
+    def draw_order(self, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s order, drawn afresh (equal to ``orders[epoch]``)."""
+        return epoch_order(self.workload.seed, epoch, self.order_population)[: self.order_rows]
 
     @property
     def batch_size(self) -> int:
@@ -287,21 +296,19 @@ def training_plan(workload: Workload, X: np.ndarray, y: np.ndarray) -> TrainingP
     }
     if rows == workload.n:
         method = "every row, every epoch"
-        X_run, y_run = X, y
-        orders = [epoch_order(workload.seed, e, workload.n) for e in range(workload.epochs)]
+        X_run, y_run, population = X, y, workload.n
     elif fit_supports_steps_per_epoch():
         method = (
             f"fit(steps_per_epoch={workload.steps}): the first {rows} of each epoch's order over all rows"
         )
-        X_run, y_run = X, y
-        orders = [epoch_order(workload.seed, e, workload.n)[:rows] for e in range(workload.epochs)]
+        X_run, y_run, population = X, y, workload.n
         fit_kwargs["steps_per_epoch"] = workload.steps
     else:
         method = (
             f"the first {rows} of the {workload.n} rows, every epoch (polylin.fit has no "
             "steps_per_epoch option)"
         )
-        X_run, y_run = X[:rows], y[:rows]
-        orders = [epoch_order(workload.seed, e, rows) for e in range(workload.epochs)]
+        X_run, y_run, population = X[:rows], y[:rows], rows
+    orders = [epoch_order(workload.seed, e, population)[:rows] for e in range(workload.epochs)]
     w0, b0 = initial_parameters(workload.seed, workload.d, "normal")
-    return TrainingPlan(workload, X_run, y_run, w0, b0, orders, method, fit_kwargs)
+    return TrainingPlan(workload, X_run, y_run, w0, b0, orders, method, fit_kwargs, population, rows)
