@@ -46,7 +46,7 @@ from polylin.report.workloads import get_workload, make_data, training_plan
 WORKLOAD_NAMES = ("book", "large", "tiny-batch")
 BACKEND_NAMES = ("numpy", "jax", "torch", "mxnet")
 #: Repeats (fits of polylin, runs of each loop) per row, and a budget after which a row stops at 2.
-REPEATS = {"book": 10, "large": 5, "tiny-batch": 5}
+REPEATS = {"book": 30, "large": 5, "tiny-batch": 5}
 ROW_BUDGET_S = {"book": 30.0, "large": 75.0, "tiny-batch": 60.0}
 QUICK_REPEATS = 2
 

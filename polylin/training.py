@@ -6,8 +6,10 @@ goes through the :class:`~polylin.backends.base.Backend` it is given.
 Per epoch the loop (1) hands the epoch's example order, drawn on the host
 and already copied to the device, to the backend's epoch runner, which runs
 every minibatch step on the device with no host synchronisation,
-(2) synchronises and stops the clock, (3) draws the next epoch's order, and
-(4) evaluates the full-data loss and copies the parameters to the host once.
+(2) synchronises and stops the clock, (3) starts the evaluation of the
+full-data loss, draws the next epoch's order (on an asynchronous engine,
+while the device computes the loss), and (4) reads the loss and copies the
+parameters to the host once.
 """
 
 from __future__ import annotations
@@ -224,6 +226,7 @@ def train(
         step, X, y, layout, cache_key=("sgd", loss.name, grad, lr, fit_intercept)
     )
     evaluate = backend.evaluator(objective)
+    start_evaluation = backend.deferred_evaluator(objective)
 
     def order_of(epoch: int) -> Array:
         return backend.index_array(epoch_order(seed, epoch, layout.n_examples, shuffle))
@@ -238,12 +241,14 @@ def train(
             params = run_epoch(params, order)
             backend.synchronize(params)
             elapsed = time.perf_counter() - started
-            if epoch + 1 < epochs:
-                # The next epoch's order is drawn now, outside both clocks, so that its copy to
-                # the device (asynchronous on JAX) has finished by the time that epoch starts.
-                upcoming = order_of(epoch + 1)
 
-            value = evaluate(params, X, y)
+            loss_value = start_evaluation(params, X, y)
+            if epoch + 1 < epochs:
+                # The next epoch's order is drawn now, outside the clock: on an asynchronous engine
+                # while the device computes the loss, and its copy to the device has finished by
+                # the time that epoch starts.
+                upcoming = order_of(epoch + 1)
+            value = loss_value()
             if not math.isfinite(value):  # also catches any non-finite parameter: see _all_finite
                 where = _locate_divergence(
                     backend, step, evaluate, X, y, (run.w, run.b), order, layout, trainable

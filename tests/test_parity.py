@@ -76,14 +76,16 @@ def test_different_seeds_give_different_batches(backend: str) -> None:
     assert not np.array_equal(a.w, b.w)
 
 
+@pytest.mark.parametrize("grad", ["autodiff", "analytic"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("backend", backend_params(["jax"]))
-def test_jax_per_step_path_matches_the_fused_epoch(backend: str) -> None:
-    """The per-step path, kept for comparison, computes exactly what the fused epoch does."""
+def test_jax_per_step_path_matches_the_fused_epoch(backend: str, dtype: str, grad: str) -> None:
+    """The per-step path, kept for comparison, computes exactly what the fused epoch does
+    (also under float64, where JAX's x64 mode makes the Python-int batch starts 64-bit)."""
     X, y = X_DATA[:997], Y_DATA[:997]  # a short last batch too
-    fused = polylin.fit(X, y, backend=backend, batch_size=10, epochs=2, seed=5)
-    stepwise = polylin.fit(
-        X, y, backend=backend, batch_size=10, epochs=2, seed=5, backend_options={"fused_epoch": False}
-    )
-    tol = tolerance_for("float32")
+    options = {"batch_size": 10, "epochs": 2, "seed": 5, "dtype": dtype, "grad": grad}
+    fused = polylin.fit(X, y, backend=backend, **options)
+    stepwise = polylin.fit(X, y, backend=backend, backend_options={"fused_epoch": False}, **options)
+    tol = tolerance_for(dtype)
     assert tol.params_close(stepwise.w, fused.w)
     assert tol.losses_close(stepwise.losses, fused.losses)

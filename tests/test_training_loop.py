@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
+from conftest import backend_params
 
+from polylin.backends import get_backend
 from polylin.backends.numpy_backend import NumpyBackend
 from polylin.losses import get_loss
+from polylin.objective import Objective
 from polylin.randomness import epoch_order
 from polylin.training import train
 
@@ -35,19 +39,26 @@ class RecordingBackend(NumpyBackend):
     def synchronize(self, tree: Any) -> None:
         self.events.append("sync")
 
-    def evaluator(self, objective: Any) -> Any:
-        evaluate = super().evaluator(objective)
+    def deferred_evaluator(self, objective: Any) -> Any:
+        start = super().deferred_evaluator(objective)
 
-        def logged(params: Any, X: Any, y: Any) -> float:
-            self.events.append("loss")
-            return evaluate(params, X, y)
+        def logged(params: Any, X: Any, y: Any) -> Any:
+            self.events.append("loss start")
+            pending = start(params, X, y)
+
+            def read() -> float:
+                self.events.append("loss read")
+                return pending()
+
+            return read
 
         return logged
 
 
 def test_the_next_order_is_drawn_after_the_clock_and_before_the_loss() -> None:
     """Each epoch runs on an order drawn and converted after the previous epoch's clock stopped, so
-    the clock holds the epoch alone and the order's copy to the device overlaps the loss evaluation."""
+    the clock holds the epoch alone; it is drawn between starting the loss evaluation and reading
+    it, so that on an asynchronous engine the host draws it while the device computes the loss."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 2)).astype(np.float32), rng.normal(size=40).astype(np.float32)
     be = RecordingBackend()
@@ -58,9 +69,9 @@ def test_the_next_order_is_drawn_after_the_clock_and_before_the_loss() -> None:
     first = [int(epoch_order(5, e, 40)[0]) for e in range(3)]
     assert be.events == [
         f"order {first[0]}",
-        f"epoch {first[0]}", "sync", f"order {first[1]}", "loss",
-        f"epoch {first[1]}", "sync", f"order {first[2]}", "loss",
-        f"epoch {first[2]}", "sync", "loss",
+        f"epoch {first[0]}", "sync", "loss start", f"order {first[1]}", "loss read",
+        f"epoch {first[1]}", "sync", "loss start", f"order {first[2]}", "loss read",
+        f"epoch {first[2]}", "sync", "loss start", "loss read",
     ]  # fmt: skip
     assert len(run.losses) == len(run.epoch_times) == 3
 
@@ -74,4 +85,18 @@ def test_a_resumed_run_draws_only_the_orders_it_trains_on() -> None:
         loss=get_loss("squared"), lr=0.01, batch_size=8, epochs=3, seed=2, grad="analytic", start_epoch=2,
     )  # fmt: skip
     last = int(epoch_order(2, 2, 30)[0])
-    assert be.events == [f"order {last}", f"epoch {last}", "sync", "loss"]
+    assert be.events == [f"order {last}", f"epoch {last}", "sync", "loss start", "loss read"]
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_a_deferred_evaluation_reads_the_same_loss(backend: str) -> None:
+    be = get_backend(backend)
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(50, 3)), rng.normal(size=50)
+    with be.context():
+        objective = Objective(be.xp, get_loss("huber"), affine=be.affine)
+        params = be.parameters(rng.normal(size=3), np.array([0.5]), trainable=False)
+        X_dev, y_dev = be.asarray(X), be.asarray(y)
+        read = be.deferred_evaluator(objective)(params, X_dev, y_dev)
+        assert callable(read)
+        assert read() == be.evaluator(objective)(params, X_dev, y_dev)

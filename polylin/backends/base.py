@@ -222,6 +222,24 @@ class Backend(ABC):
         to_numpy = self.to_numpy
         return lambda params, X, y: float(to_numpy(objective(params, X, y)))
 
+    def deferred_evaluator(
+        self, objective: Callable[..., Any]
+    ) -> Callable[[Params, Array, Array], Callable[[], float]]:
+        """Like :meth:`evaluator`, but the function it returns starts the evaluation and returns a
+        function that waits for the value and returns it.
+
+        On an asynchronous engine (JAX, MXNet, a GPU) the evaluation runs while the
+        host goes on with other work, such as drawing the next epoch's order; the
+        default evaluates at once.
+        """
+        evaluate = self.evaluator(objective)
+
+        def start(params: Params, X: Array, y: Array) -> Callable[[], float]:
+            value = evaluate(params, X, y)
+            return lambda: value
+
+        return start
+
     def synchronize(self, tree: Any) -> None:  # noqa: B027 - a no-op for synchronous frameworks
         """Block until every pending computation producing ``tree`` has finished."""
 

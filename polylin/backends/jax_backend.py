@@ -117,6 +117,17 @@ class JaxBackend(Backend):
         compiled = self._jax.jit(objective)
         return lambda params, X, y: float(compiled(params, X, y))
 
+    def deferred_evaluator(
+        self, objective: Callable[..., Any]
+    ) -> Callable[[Params, Array, Array], Callable[[], float]]:
+        compiled = self._jax.jit(objective)
+
+        def start(params: Params, X: Array, y: Array) -> Callable[[], float]:
+            pending = compiled(params, X, y)  # dispatched; the value is computed asynchronously
+            return lambda: float(pending)
+
+        return start
+
     def synchronize(self, tree: Any) -> None:
         self._jax.block_until_ready(tree)  # type: ignore[no-untyped-call]
 

@@ -120,6 +120,13 @@ class MxnetBackend(Backend):
         # A full reduction in nd has shape (1,): read its one element.
         return lambda params, X, y: float(objective(params, X, y).asnumpy().reshape(-1)[0])
 
+    def deferred_evaluator(self, objective: Any) -> Any:
+        def start(params: Params, X: Array, y: Array) -> Any:
+            pending = objective(params, X, y)  # queued on MXNet's engine; asnumpy() waits for it
+            return lambda: float(pending.asnumpy().reshape(-1)[0])
+
+        return start
+
     def update(self, params: Params, grads: Params, lr: float) -> Params:
         # The fused legacy operator computes p − lr·g in one kernel, in place. Its ``lr``
         # is a float32 attribute, so float64 training keeps the exact two-operator update.

@@ -160,6 +160,16 @@ class TorchBackend(Backend):
 
         return evaluate
 
+    def deferred_evaluator(self, objective: Any) -> Any:
+        no_grad = self._torch.no_grad
+
+        def start(params: Params, X: Array, y: Array) -> Any:
+            with no_grad():
+                pending = objective(params, X, y)  # on a GPU, queued; float() waits for it
+            return lambda: float(pending)
+
+        return start
+
     def update(self, params: Params, grads: Params, lr: float) -> Params:
         if not params[0].requires_grad:  # the analytic path: no graph to keep the update out of
             for param, grad in zip(params, grads, strict=True):
