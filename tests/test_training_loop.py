@@ -100,3 +100,31 @@ def test_a_deferred_evaluation_reads_the_same_loss(backend: str) -> None:
         read = be.deferred_evaluator(objective)(params, X_dev, y_dev)
         assert callable(read)
         assert read() == be.evaluator(objective)(params, X_dev, y_dev)
+
+
+def test_a_synchronous_backend_computes_a_deferred_loss_when_it_is_read() -> None:
+    """The default deferred evaluation waits for the read, so the host work the loop does in between
+    (drawing the next order) comes before the framework's work, not between it and the next epoch."""
+    be = NumpyBackend()
+    calls: list[int] = []
+    objective = Objective(be.xp, get_loss("squared"))
+
+    def counted(params: Any, X: Any, y: Any) -> Any:
+        calls.append(1)
+        return objective(params, X, y)
+
+    X, y = np.ones((4, 2)), np.zeros(4)
+    read = be.deferred_evaluator(counted)(be.parameters(np.ones(2), np.zeros(1), trainable=False), X, y)
+    assert calls == []
+    assert read() == 2.0  # ½ (1 + 1)² averaged over identical rows
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("backend", backend_params(["jax"]))
+def test_jax_defers_only_where_it_dispatches_asynchronously(backend: str) -> None:
+    import jax
+
+    be = get_backend(backend)
+    release = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+    expected = release >= (0, 4, 32) and bool(getattr(jax.config, "jax_cpu_enable_async_dispatch", True))
+    assert be.dispatches_asynchronously is expected  # type: ignore[attr-defined]

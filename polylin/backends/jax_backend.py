@@ -12,6 +12,7 @@ whole process.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -117,9 +118,22 @@ class JaxBackend(Backend):
         compiled = self._jax.jit(objective)
         return lambda params, X, y: float(compiled(params, X, y))
 
+    @property
+    def dispatches_asynchronously(self) -> bool:
+        """Whether a computation returns before it has run: on a GPU always; on the CPU from JAX
+        0.4.32 on (unless ``jax_cpu_enable_async_dispatch`` is off), whereas earlier releases ran
+        every non-parallel computation within its dispatch."""
+        if self.device.platform != "cpu":
+            return True
+        version = tuple(int(part) for part in re.findall(r"\d+", self.version)[:3])
+        enabled = getattr(self._jax.config, "jax_cpu_enable_async_dispatch", True)
+        return version >= (0, 4, 32) and bool(enabled)
+
     def deferred_evaluator(
         self, objective: Callable[..., Any]
     ) -> Callable[[Params, Array, Array], Callable[[], float]]:
+        if not self.dispatches_asynchronously:
+            return super().deferred_evaluator(objective)  # compute when read: see the base class
         compiled = self._jax.jit(objective)
 
         def start(params: Params, X: Array, y: Array) -> Callable[[], float]:

@@ -161,6 +161,8 @@ class TorchBackend(Backend):
         return evaluate
 
     def deferred_evaluator(self, objective: Any) -> Any:
+        if self.device.type == "cpu":  # torch computes on the CPU at once: compute when read
+            return super().deferred_evaluator(objective)
         no_grad = self._torch.no_grad
 
         def start(params: Params, X: Array, y: Array) -> Any:
