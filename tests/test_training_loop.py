@@ -122,9 +122,20 @@ def test_a_synchronous_backend_computes_a_deferred_loss_when_it_is_read() -> Non
 
 @pytest.mark.parametrize("backend", backend_params(["jax"]))
 def test_jax_defers_only_where_it_dispatches_asynchronously(backend: str) -> None:
+    """JAX runs a computation on the CPU within its dispatch before 0.4.32, and from then on returns
+    first unless ``jax_cpu_enable_async_dispatch`` is off."""
     import jax
 
     be = get_backend(backend)
-    release = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
-    expected = release >= (0, 4, 32) and bool(getattr(jax.config, "jax_cpu_enable_async_dispatch", True))
-    assert be.dispatches_asynchronously is expected  # type: ignore[attr-defined]
+    option = "jax_cpu_enable_async_dispatch"
+    if tuple(jax.__version_info__) < (0, 4, 32):
+        assert be.dispatches_asynchronously is False  # type: ignore[attr-defined]
+        return
+    before = jax.config.read(option)
+    try:
+        jax.config.update(option, True)
+        assert be.dispatches_asynchronously is True  # type: ignore[attr-defined]
+        jax.config.update(option, False)
+        assert be.dispatches_asynchronously is False  # type: ignore[attr-defined]
+    finally:
+        jax.config.update(option, before)

@@ -12,7 +12,6 @@ whole process.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -123,11 +122,15 @@ class JaxBackend(Backend):
         """Whether a computation returns before it has run: on a GPU always; on the CPU from JAX
         0.4.32 on (unless ``jax_cpu_enable_async_dispatch`` is off), whereas earlier releases ran
         every non-parallel computation within its dispatch."""
+        jax = self._jax
         if self.device.platform != "cpu":
             return True
-        version = tuple(int(part) for part in re.findall(r"\d+", self.version)[:3])
-        enabled = getattr(self._jax.config, "jax_cpu_enable_async_dispatch", True)
-        return version >= (0, 4, 32) and bool(enabled)
+        if tuple(jax.__version_info__) < (0, 4, 32):
+            return False
+        try:
+            return bool(jax.config.read("jax_cpu_enable_async_dispatch"))
+        except (AttributeError, KeyError):  # the option is gone: asynchronous is all that is left
+            return True
 
     def deferred_evaluator(
         self, objective: Callable[..., Any]
