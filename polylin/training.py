@@ -83,14 +83,11 @@ def make_descent_step(backend: Backend, objective: Objective, lr: float) -> Step
     ``total_gradient``, but the backend turns ``g`` into the update itself, so
     it can fuse the product ``Xᵀg`` with the in-place subtraction.
     """
-    take, descend = backend.take, backend.descend
-    # Objective.residual_derivative, unrolled one level: this runs once per minibatch step.
-    xp, residual, derivative = objective.xp, objective.residual, objective.loss.derivative
+    take, descend, derivative = backend.take, backend.descend, objective.residual_derivative
 
     def step(params: Params, X: Array, y: Array, idx: Array) -> Params:
         X_batch = take(X, idx)
-        g = derivative(xp, residual(params, X_batch, take(y, idx)))
-        return descend(params, g, X_batch, lr / X_batch.shape[0])
+        return descend(params, derivative(params, X_batch, take(y, idx)), X_batch, lr / X_batch.shape[0])
 
     return step
 
@@ -119,17 +116,6 @@ def _host_copy(backend: Backend, params: Params) -> tuple[np.ndarray, np.ndarray
 
 
 def _all_finite(*values: np.ndarray | float) -> bool:
-    """Whether every value is finite.
-
-    After an epoch the loop checks the full-data loss alone: a non-finite
-    parameter always makes it non-finite. An infinite or NaN ``b`` reaches every
-    residual; an infinite or NaN ``w_j`` reaches every residual whose ``x_ij`` is
-    non-zero, and ``0 · ∞`` is NaN where ``x_ij`` is zero; and each loss maps an
-    infinite or NaN residual to an infinite or NaN value, which the mean keeps.
-    (tests/test_divergence.py checks this for every loss and backend.) Skipping
-    the per-epoch check of the parameters on the host keeps host work out of
-    the time between two device epochs.
-    """
     return all(bool(np.all(np.isfinite(v))) for v in values)
 
 
@@ -252,7 +238,11 @@ def train(
                 # the time that epoch starts.
                 upcoming = order_of(epoch + 1)
             value = loss_value()
-            if not math.isfinite(value):  # also catches any non-finite parameter: see _all_finite
+            # The loss alone tells: a non-finite parameter always makes it non-finite. An infinite
+            # or NaN b reaches every residual, an infinite or NaN w_j every residual with x_ij ≠ 0
+            # (and 0·∞ is NaN where x_ij = 0), and every loss keeps a non-finite residual
+            # non-finite (tests/test_divergence.py checks each loss on each backend).
+            if not math.isfinite(value):
                 where = _locate_divergence(
                     backend, step, evaluate, X, y, (run.w, run.b), order, layout, trainable
                 )

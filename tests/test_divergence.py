@@ -271,7 +271,7 @@ def test_bound_without_intercept_ignores_the_ones_column() -> None:
 def test_a_non_finite_parameter_makes_the_full_data_loss_non_finite(
     backend: str, loss: str, bad: float, where: str
 ) -> None:
-    """The training loop detects divergence from the full-data loss alone (polylin.training._all_finite):
+    """The training loop detects divergence from the full-data loss alone (polylin.training.train):
     that is sound only if any non-finite parameter makes the loss non-finite, also through a
     feature column of zeros (0·∞ is NaN) and through a zero weight elsewhere."""
     from polylin.backends import get_backend

@@ -64,6 +64,13 @@ def _addmv() -> Any:
     return affine
 
 
+def _descend_in_place(params: Params, g: Array, X: Array, lr: float) -> Params:
+    w, b = params
+    w.addmv_(X.t(), g, alpha=-lr)
+    b.sub_(g.sum(), alpha=lr)
+    return params
+
+
 class TorchBackend(Backend):
     """Autograd on torch tensors, updated in place with ``add_(alpha=-lr)``."""
 
@@ -184,15 +191,10 @@ class TorchBackend(Backend):
 
     def descend(self, params: Params, g: Array, X: Array, lr: float) -> Params:
         """``w ← w − lr·Xᵀg`` as one fused ``addmv_`` (no gradient tensor), ``b ← b − lr·Σg``."""
-        w, b = params
-        if w.requires_grad:  # leaves of a graph: keep the update out of it
+        if params[0].requires_grad:  # leaves of a graph: keep the update out of it
             with self._no_grad:
-                w.addmv_(X.t(), g, alpha=-lr)
-                b.sub_(g.sum(), alpha=lr)
-            return params
-        w.addmv_(X.t(), g, alpha=-lr)
-        b.sub_(g.sum(), alpha=lr)
-        return params
+                return _descend_in_place(params, g, X, lr)
+        return _descend_in_place(params, g, X, lr)
 
     def synchronize(self, tree: Any) -> None:
         if self.device.type == "cuda":
