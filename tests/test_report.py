@@ -79,6 +79,9 @@ def test_plan_caps_steps_per_epoch_and_says_how() -> None:
     assert all(len(order) == workload.steps * workload.batch_size for order in plan.orders)
     assert all(order.max() < len(plan.X) for order in plan.orders)
     assert "steps_per_epoch" in plan.method
+    # What the bench's hand-written loops draw between epochs is the plan's order, epoch by epoch.
+    assert all(np.array_equal(plan.draw_order(e), order) for e, order in enumerate(plan.orders))
+    assert not np.array_equal(plan.orders[0], plan.orders[1])
 
 
 def test_fingerprint_tells_data_apart() -> None:

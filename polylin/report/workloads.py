@@ -265,11 +265,14 @@ class TrainingPlan:
     y: np.ndarray
     w0: np.ndarray
     b0: np.ndarray
-    orders: list[np.ndarray]
     method: str
+    order_population: int
+    order_rows: int
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
-    order_population: int = 0
-    order_rows: int = 0
+    orders: list[np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.orders = [self.draw_order(epoch) for epoch in range(self.workload.epochs)]
 
     def draw_order(self, epoch: int) -> np.ndarray:
         """Epoch ``epoch``'s order, drawn afresh (equal to ``orders[epoch]``)."""
@@ -309,6 +312,5 @@ def training_plan(workload: Workload, X: np.ndarray, y: np.ndarray) -> TrainingP
             "steps_per_epoch option)"
         )
         X_run, y_run, population = X[:rows], y[:rows], rows
-    orders = [epoch_order(workload.seed, e, population)[:rows] for e in range(workload.epochs)]
     w0, b0 = initial_parameters(workload.seed, workload.d, "normal")
-    return TrainingPlan(workload, X_run, y_run, w0, b0, orders, method, fit_kwargs, population, rows)
+    return TrainingPlan(workload, X_run, y_run, w0, b0, method, population, rows, fit_kwargs)
