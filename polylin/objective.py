@@ -58,9 +58,6 @@ class Objective:
         fitted = predict(self.xp, params, X) if self.affine is None else self.affine(X, *params)
         return fitted - y
 
-    def _chain_rule(self, g: Array, X: Array) -> Params:
-        return chain_rule(self.xp, g, X)
-
     def residual_derivative(self, params: Params, X: Array, y: Array) -> Array:
         """``gᵢ = l'(rᵢ)``, the derivative of :meth:`total` in each prediction ``ŷᵢ``: what a
         backend's :meth:`~polylin.backends.base.Backend.descend` turns into the SGD step."""
@@ -76,16 +73,16 @@ class Objective:
     def total_gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient of :meth:`total`, derived by hand: with ``gᵢ = l'(rᵢ)``,
         ``Xᵀg`` and ``Σᵢ gᵢ``."""
-        return self._chain_rule(self.residual_derivative(params, X, y), X)
+        return chain_rule(self.xp, self.residual_derivative(params, X, y), X)
 
     def gradient(self, params: Params, X: Array, y: Array) -> Params:
         """The gradient derived by hand: with ``r = Xw + b − y`` and ``gᵢ = l'(rᵢ)/m``,
         ``∂L/∂w = Xᵀg`` and ``∂L/∂b = Σᵢ gᵢ``."""
-        return self._chain_rule(self.loss.derivative(self.xp, self.residual(params, X, y)) / X.shape[0], X)
+        return chain_rule(self.xp, self.loss.derivative(self.xp, self.residual(params, X, y)) / X.shape[0], X)
 
     def value_and_gradient(self, params: Params, X: Array, y: Array) -> tuple[Array, Params]:
         """Both at once, sharing the residual."""
         xp = self.xp
         residual = self.residual(params, X, y)
         value = xp.mean(self.loss.pointwise(xp, residual))
-        return value, self._chain_rule(self.loss.derivative(xp, residual) / X.shape[0], X)
+        return value, chain_rule(self.xp, self.loss.derivative(xp, residual) / X.shape[0], X)

@@ -211,7 +211,6 @@ def train(
     run_epoch = backend.epoch_runner(
         step, X, y, layout, cache_key=("sgd", loss.name, grad, lr, fit_intercept)
     )
-    evaluate = backend.evaluator(objective)
     start_evaluation = backend.deferred_evaluator(objective)
 
     def order_of(epoch: int) -> Array:
@@ -243,6 +242,7 @@ def train(
             # (and 0·∞ is NaN where x_ij = 0), and every loss keeps a non-finite residual
             # non-finite (tests/test_divergence.py checks each loss on each backend).
             if not math.isfinite(value):
+                evaluate = backend.evaluator(objective)
                 where = _locate_divergence(
                     backend, step, evaluate, X, y, (run.w, run.b), order, layout, trainable
                 )
