@@ -45,4 +45,4 @@ def epoch_order(seed: int, epoch: int, n: int, shuffle: bool = True) -> np.ndarr
     """The order in which examples are visited in 0-based ``epoch`` (int64 indices)."""
     if not shuffle:
         return np.arange(n, dtype=np.int64)
-    return np.random.default_rng([seed, _ORDER_STREAM, epoch]).permutation(n).astype(np.int64)
+    return np.random.default_rng([seed, _ORDER_STREAM, epoch]).permutation(n).astype(np.int64, copy=False)

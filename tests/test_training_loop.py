@@ -10,7 +10,7 @@ from conftest import backend_params
 
 from polylin.backends import get_backend
 from polylin.backends.numpy_backend import NumpyBackend
-from polylin.losses import get_loss
+from polylin.losses import Loss, get_loss
 from polylin.objective import Objective
 from polylin.randomness import epoch_order
 from polylin.training import train
@@ -139,3 +139,62 @@ def test_jax_defers_only_where_it_dispatches_asynchronously(backend: str) -> Non
         assert be.dispatches_asynchronously is False  # type: ignore[attr-defined]
     finally:
         jax.config.update(option, before)
+
+
+_TRACES: list[str] = []
+
+
+def _counted_squared(xp: Any, r: Any) -> Any:
+    _TRACES.append("loss")  # runs once per trace: jit calls it only while tracing
+    return 0.5 * (r * r)
+
+
+def _counted_derivative(xp: Any, r: Any) -> Any:
+    _TRACES.append("derivative")
+    return r
+
+
+_COUNTED = Loss("counted-squared", _counted_squared, _counted_derivative, "½(ŷ−y)²")
+
+
+@pytest.mark.parametrize("backend", backend_params(["jax"]))
+def test_jax_compiles_an_objective_once_across_evaluators_and_fits(backend: str) -> None:
+    """Each fit evaluates its loss before training and after each epoch, through evaluators built
+    per fit; equal objectives share one compiled function, so later fits do not trace it again."""
+    X, y = np.ones((6, 2), np.float32), np.zeros(6, np.float32)
+    del _TRACES[:]
+    values = []
+    for _ in range(3):
+        be = get_backend(backend)  # a fresh backend, as each fit makes
+        objective = Objective(be.xp, _COUNTED, affine=be.affine)
+        params = be.parameters(np.ones(2), np.zeros(1), trainable=False)
+        values.append(be.evaluator(objective)(params, be.asarray(X), be.asarray(y)))
+        values.append(be.deferred_evaluator(objective)(params, be.asarray(X), be.asarray(y))())
+    assert values == [2.0] * 6
+    assert _TRACES.count("loss") <= 1  # one trace (none if an earlier test compiled it already)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-step"])
+@pytest.mark.parametrize("backend", backend_params(["jax"]))
+def test_jax_reuses_compiled_epochs_across_fits(backend: str, fused: bool) -> None:
+    """Both epoch paths are compiled once per (loss, gradient, learning rate, layout): a second fit
+    with the same settings traces nothing, and one with another learning rate traces again."""
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(20, 2)).astype(np.float32), rng.normal(size=20).astype(np.float32)
+
+    def fit_once(lr: float) -> list[float]:
+        be = get_backend(backend, fused_epoch=fused)
+        run = train(
+            be, be.asarray(X), be.asarray(y), np.zeros(2), np.zeros(1),
+            loss=_COUNTED, lr=lr, batch_size=8, epochs=2, seed=1, grad="analytic",
+        )  # fmt: skip
+        return run.losses
+
+    del _TRACES[:]
+    first = fit_once(0.05)
+    traced = _TRACES.count("derivative")
+    assert traced >= 1
+    assert fit_once(0.05) == first
+    assert _TRACES.count("derivative") == traced  # nothing traced again
+    fit_once(0.07)
+    assert _TRACES.count("derivative") > traced
