@@ -106,6 +106,7 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             "polylin µs/step",
             "ratio (paired)",
             "of medians",
+            "repeats",
             "target",
             "result",
             "same params",
@@ -113,7 +114,9 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     ]
     for r in results:
         if "error" in r:
-            table.append([r["workload"], r["row"], "ERROR", r["error"][:60], "", "", "", "", "", "FAIL", ""])
+            table.append(
+                [r["workload"], r["row"], "ERROR", r["error"][:60], "", "", "", "", "", "", "FAIL", ""]
+            )
             continue
         best = next(loop for loop in r["loops"] if loop["name"] == r["best_loop"])
         table.append(
@@ -126,12 +129,22 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 f"{r['polylin']['us_per_step']:.3g}",
                 f"{r['ratio']:.2f}",
                 f"{r['ratio_of_medians']:.2f}",
+                repeats_text(r),
                 f"<= {r['target']:.2f}",
                 verdict(r["pass"]),
                 "yes" if r["params_match"] else "NO",
             ]
         )
     return table
+
+
+def repeats_text(record: dict[str, Any]) -> str:
+    """``"30"``, or ``"5+5 (1.18 after 5)"`` for a row confirmed with more repeats after a miss."""
+    confirmed = record.get("confirmation_repeats", 0)
+    if not confirmed:
+        return str(record["repeats"])
+    first = record["repeats"] - confirmed
+    return f"{first}+{confirmed} ({record['first_ratio']:.2f} after {first})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             for row in ROWS[backend]:
                 try:
                     record = measure_row(
-                        plan, row, repeats, budget_s=None if args.quick else ROW_BUDGET_S[name]
+                        plan,
+                        row,
+                        repeats,
+                        budget_s=None if args.quick else ROW_BUDGET_S[name],
+                        confirm_repeats=0 if args.quick else repeats,
                     )
                 except Exception as exc:  # one broken row must not hide the others
                     record = {

@@ -162,6 +162,25 @@ def test_measure_row_reports_a_ratio_and_matching_parameters(plans: dict[str, An
     assert all(len(times) == plans["book"].workload.epochs for times in best["epoch_times_s"])
 
 
+def test_a_row_that_misses_the_target_is_confirmed_over_more_repeats(
+    plans: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = harness.Row("numpy", "analytic")
+    record = harness.measure_row(plans["book"], row, repeats=2, confirm_repeats=3)
+    assert record["ratio"] <= harness.OVERHEAD_TARGET or record["confirmation_repeats"] == 3
+    monkeypatch.setattr(harness, "OVERHEAD_TARGET", 0.0)  # every ratio now misses
+    record = harness.measure_row(plans["book"], row, repeats=2, confirm_repeats=3)
+    assert record["confirmation_repeats"] == 3 and record["repeats"] == 5
+    best = next(loop for loop in record["loops"] if loop["name"] == record["best_loop"])
+    ours, theirs = record["polylin"]["epoch_times_s"], best["epoch_times_s"]
+    assert len(ours) == len(theirs) == 5
+    assert record["first_ratio"] == pytest.approx(harness.paired_ratio(ours[:2], theirs[:2]))
+    assert record["ratio"] == pytest.approx(harness.paired_ratio(ours, theirs))  # the verdict uses all five
+    assert record["pass"] is False
+    quiet = harness.measure_row(plans["book"], row, repeats=2)  # no confirmation unless asked
+    assert quiet["confirmation_repeats"] == 0 and quiet["repeats"] == 2
+
+
 def test_paired_ratio_cancels_a_change_of_load_between_repeats() -> None:
     # The machine is 1x, 2x and 3x busy in the three repeats, and polylin is 1.2x the loop give or take
     # 5 % of noise (x1.05, x0.95, x1.00). Pooling every epoch puts the 2x-busy repeat's noise in charge
