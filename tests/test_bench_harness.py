@@ -288,3 +288,18 @@ def test_runner_quick_writes_the_table_and_json(tmp_path: Path, capsys: pytest.C
     (memory,) = results["memory"]
     assert memory["status"] == "ok" and memory["peak_rss_bytes"] >= memory["baseline_rss_bytes"]
     assert results["summary"]["passed"] + results["summary"]["failed"] >= 5
+
+
+def test_profile_fit_prints_where_a_fit_spends_its_time(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import profile_fit
+
+    argv = ["--backend", "numpy", "--grad", "analytic", "--workload", "book", "--fits", "20"]
+    assert profile_fit.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "fit_once" in out  # the profile's tree holds the training loop
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("numpy/analytic on book: 20 fits, whole fit ")
+    walls = summary.split("whole fit ")[1].split(" ms")[0].split(", ")
+    assert len(walls) == 20 and all(float(w) >= 0 for w in walls)
+    with pytest.raises(SystemExit):
+        profile_fit.main(["--fits", "0"])

@@ -1,0 +1,63 @@
+"""Where a whole :func:`polylin.fit` spends its time: a pyinstrument profile of a few fits of a workload.
+
+    python -m benchmarks.profile_fit                        # jax, autodiff, large, 3 fits
+    python -m benchmarks.profile_fit --backend torch --grad analytic --workload book --fits 20
+
+One warm-up fit (compiling, first-touch allocations) runs first and is left
+out. The tree sums every profiled fit: divide by ``--fits`` for one fit. The
+last line gives each fit's wall-clock time, measured outside the profiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from polylin.report.measure import fit_once
+from polylin.report.workloads import get_workload, make_data, training_plan
+
+#: Sampling interval: fine enough to see a 1 ms phase in a fit of a few hundred ms.
+INTERVAL_S = 0.0005
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_fit", description=__doc__)
+    parser.add_argument("--backend", default="jax")
+    parser.add_argument("--grad", default="autodiff", choices=("autodiff", "analytic"))
+    parser.add_argument("--workload", default="large", choices=("book", "large", "tiny-batch"))
+    parser.add_argument("--fits", type=int, default=3, help="profiled fits after the warm-up fit")
+    parser.add_argument("--quick", action="store_true", help="the workload's small quick-mode size")
+    args = parser.parse_args(argv)
+    if args.fits < 1:
+        parser.error(f"--fits must be at least 1; got {args.fits}")
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        parser.error("pyinstrument is not installed: pip install 'polylin[bench]'")
+
+    workload = get_workload(args.workload, quick=args.quick)
+    X, y = make_data(workload)
+    plan = training_plan(workload, X, y)
+    fit_once(plan, args.backend, args.grad)  # compile and warm up, unprofiled
+    profiler = Profiler(interval=INTERVAL_S)
+    walls = []
+    profiler.start()
+    for _ in range(args.fits):
+        _, wall = fit_once(plan, args.backend, args.grad)
+        walls.append(wall)
+    profiler.stop()
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(
+        f"{args.backend}/{args.grad} on {args.workload}: {args.fits} fits, whole fit "
+        f"{', '.join(f'{w * 1e3:.0f}' for w in walls)} ms (median {statistics.median(walls) * 1e3:.0f} ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
