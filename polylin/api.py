@@ -256,7 +256,7 @@ def _initial_loss(be: Any, loss_fn: Any, w0: np.ndarray, b0: np.ndarray, X: Any,
     from polylin.objective import Objective
 
     params = be.parameters(w0, b0, trainable=False)
-    return float(be.evaluator(Objective(be.xp, loss_fn, affine=be.affine))(params, X, y))
+    return float(be.evaluator(Objective.for_backend(be, loss_fn))(params, X, y))
 
 
 def _unknown_backend(backend: object) -> Any:

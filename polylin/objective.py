@@ -22,6 +22,8 @@ Namespace = Any
 Params = tuple[Any, Any]
 #: ``(X, w, b) -> X w + b``: a backend may supply a fused kernel for it (torch's ``addmv``).
 Affine = Callable[[Array, Array, Array], Array]
+#: ``(X, w, b, y) -> X w + b − y``: a backend may supply one that subtracts in place.
+Residual = Callable[[Array, Array, Array, Array], Array]
 
 
 def predict(xp: Namespace, params: Params, X: Array) -> Array:
@@ -46,15 +48,25 @@ class Objective:
     :meth:`total` and :meth:`total_gradient` are the same without the ``1/m``:
     the book's ``l.sum().backward()``, whose SGD step then divides by the
     batch size (see :func:`polylin.training.make_sgd_step`). ``affine``
-    computes ``X w + b``; ``None`` means ``xp.matmul(X, w) + b``.
+    computes ``X w + b``; ``None`` means ``xp.matmul(X, w) + b``. ``fused_residual``,
+    when given, computes ``X w + b − y`` in its place. :meth:`for_backend` takes both
+    from a backend.
     """
 
     xp: Namespace
     loss: Loss
     affine: Affine | None = field(default=None, kw_only=True)
+    fused_residual: Residual | None = field(default=None, kw_only=True)
+
+    @classmethod
+    def for_backend(cls, backend: Any, loss: Loss) -> Objective:
+        """The objective on ``backend``'s namespace, with the fused kernels it offers."""
+        return cls(backend.xp, loss, affine=backend.affine, fused_residual=backend.fused_residual)
 
     def residual(self, params: Params, X: Array, y: Array) -> Array:
         """``r = X w + b − y``, shape ``(m,)``."""
+        if self.fused_residual is not None:
+            return self.fused_residual(X, params[0], params[1], y)
         fitted = predict(self.xp, params, X) if self.affine is None else self.affine(X, *params)
         return fitted - y
 

@@ -204,7 +204,7 @@ def train(
     the last finite parameters, when a loss or a parameter becomes
     non-finite or when the user interrupts with Ctrl-C.
     """
-    objective = Objective(backend.xp, loss, affine=backend.affine)
+    objective = Objective.for_backend(backend, loss)
     trainable = grad == "autodiff"
     step = training_step(backend, objective, grad, lr, fit_intercept)
     layout = BatchLayout(int(X.shape[0]), batch_size)

@@ -127,7 +127,7 @@ def test_summed_loss_gradients_are_m_times_the_mean_ones(backend: str, loss: str
     """The training step differentiates the batch's summed loss and divides the step by m."""
     be = get_backend(backend, dtype="float64")
     with be.context():  # JAX: float64 enabled
-        check_summed_gradients(be, Objective(be.xp, get_loss(loss), affine=be.affine))
+        check_summed_gradients(be, Objective.for_backend(be, get_loss(loss)))
 
 
 def check_summed_gradients(be: Any, objective: Objective) -> None:
@@ -152,10 +152,37 @@ def test_objectives_of_two_backend_instances_compare_equal(backend: str) -> None
     """Compiled-function caches are keyed by the objective: a new fit's must equal the last one's."""
     first, second = get_backend(backend), get_backend(backend)
     loss = get_loss("squared")
-    one, other = (Objective(be.xp, loss, affine=be.affine) for be in (first, second))
+    one, other = (Objective.for_backend(be, loss) for be in (first, second))
     assert one == other
     if backend == "jax":  # jax.jit caches by the function's hash
         assert hash(one) == hash(other)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("trainable", [False, True])
+@pytest.mark.parametrize("backend", backend_params())
+def test_a_backends_fused_residual_is_the_plain_one(backend: str, trainable: bool, dtype: str) -> None:
+    """``Objective.for_backend`` takes the backend's kernels (torch subtracts ``y`` in place on the
+    product's fresh output); the residual, the loss and its gradient stay those of ``X w + b − y``,
+    and the data are left as they were."""
+    be = get_backend(backend, dtype=dtype)
+    trainable = trainable and be.has_autodiff
+    with be.context():
+        fused = Objective.for_backend(be, get_loss("huber"))
+        plain = Objective(be.xp, get_loss("huber"))
+        assert fused.affine is be.affine and fused.fused_residual is be.fused_residual
+        X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+        params = be.parameters(W_AT, B_AT, trainable=trainable)
+        rtol = tolerance_for(dtype).grad_rtol
+        np.testing.assert_allclose(
+            be.to_numpy(fused.residual(params, X, y)), be.to_numpy(plain.residual(params, X, y)), rtol=rtol
+        )
+        if trainable:
+            got, want = (be.grad(objective.total)(params, X, y) for objective in (fused, plain))
+            for g_fused, g_plain in zip(got, want, strict=True):
+                np.testing.assert_allclose(be.to_numpy(g_fused), be.to_numpy(g_plain), rtol=rtol, atol=rtol)
+        np.testing.assert_array_equal(be.to_numpy(X), X_BATCH.astype(dtype))
+        np.testing.assert_array_equal(be.to_numpy(y), Y_BATCH.astype(dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -171,7 +198,7 @@ def test_descend_is_the_update_along_the_hand_derived_gradient(
     trainable = trainable and be.has_autodiff  # without autodiff, parameters are never trainable
     lr = 0.05
     with be.context():
-        objective = Objective(be.xp, get_loss(loss), affine=be.affine)
+        objective = Objective.for_backend(be, get_loss(loss))
         X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
         along = be.parameters(W_AT, B_AT, trainable=trainable)
         g = objective.residual_derivative(along, X, y)

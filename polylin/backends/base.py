@@ -181,6 +181,14 @@ class Backend(ABC):
         """
         return None
 
+    @property
+    def fused_residual(self) -> Callable[[Array, Array, Array, Array], Array] | None:
+        """A fused ``(X, w, b, y) -> X w + b − y``, or ``None`` for :attr:`affine`, then ``− y``.
+
+        The same function object for every instance, as for :attr:`affine`.
+        """
+        return None
+
     # -- differentiation and the update -----------------------------------------
     @abstractmethod
     def value_and_grad(self, objective: Any) -> ValueAndGradFn:

