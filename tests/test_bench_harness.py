@@ -230,6 +230,38 @@ def test_floor_verdicts_follow_the_targets() -> None:
     assert out["best"] == {"backend": "jax", "over_gather": pytest.approx(1.2), "target": 1.5, "pass": True}
 
 
+def test_a_floor_timed_in_each_repeat_gives_the_floor_verdict() -> None:
+    """A row that timed the gather pass beside its own repeats is judged on that paired ratio; the floor
+    measured once, at another moment, stays in the record beside it."""
+    paired = _row("numpy", "numpy/analytic", 0.20)
+    paired["over_floor"] = 1.9  # the machine was busier while the row ran than when the floor was taken
+    out = harness.floor_ratios(
+        [paired, _row("jax", "jax/autodiff/fused", 0.06)], {"stream_s": 0.01, "gather_s": 0.05}
+    )
+    numpy_entry = out["per_backend"]["numpy"]
+    assert numpy_entry["over_gather"] == 1.9 and numpy_entry["gather_paired"] is True
+    assert numpy_entry["over_gather_unpaired"] == pytest.approx(4.0)
+    assert numpy_entry["pass"] is True
+    assert out["per_backend"]["jax"]["gather_paired"] is False
+
+
+def test_measure_row_times_the_floor_in_every_repeat(plans: dict[str, Any]) -> None:
+    calls: list[int] = []
+    record = harness.measure_row(
+        plans["book"], harness.Row("numpy", "analytic"), repeats=3, floor=lambda: calls.append(1)
+    )
+    assert len(calls) == 1 + 3 * harness.FLOOR_PASSES_PER_REPEAT  # a warm-up, then the passes of each repeat
+    assert len(record["floor_s"]) == 3
+    expected = statistics.median(
+        statistics.median(ours[1:]) / t
+        for ours, t in zip(record["polylin"]["epoch_times_s"], record["floor_s"], strict=True)
+    )
+    assert record["over_floor"] == pytest.approx(expected)
+    assert (
+        harness.measure_row(plans["book"], harness.Row("numpy", "analytic"), repeats=2)["over_floor"] is None
+    )
+
+
 def test_whole_fit_floor_adds_the_passes_a_fit_must_make() -> None:
     bound = harness.whole_fit_floor({"gather_s": 0.08, "stream_s": 0.02}, 3, 0.01, sklearn_s=1.8)
     assert bound["with_epoch_losses_s"] == pytest.approx(3 * (0.08 + 0.01) + 4 * 0.02)
@@ -284,6 +316,8 @@ def test_runner_quick_writes_the_table_and_json(tmp_path: Path, capsys: pytest.C
     (row,) = results["rows"]
     assert row["params_match"] is True and row["ratio"] > 0
     assert results["floors"]["per_backend"]["numpy"]["over_gather"] > 0
+    assert results["floors"]["per_backend"]["numpy"]["gather_paired"] is True
+    assert len(row["floor_s"]) == row["repeats"]
     assert results["sklearn"]["final_loss_host"] > 0
     (memory,) = results["memory"]
     assert memory["status"] == "ok" and memory["peak_rss_bytes"] >= memory["baseline_rss_bytes"]
