@@ -143,12 +143,8 @@ def paired_ratio(
     two medians of one repeat were taken under the same load; a machine that
     gets busier or quieter between repeats moves both alike.
     """
-    ratios = [
-        statistics.median(ours[1:]) / statistics.median(theirs[1:])
-        for ours, theirs in zip(polylin_epochs, loop_epochs, strict=False)
-        if len(ours) > 1 and len(theirs) > 1 and statistics.median(theirs[1:]) > 0
-    ]
-    return statistics.median(ratios) if ratios else None
+    steady = [statistics.median(theirs[1:]) if len(theirs) > 1 else 0.0 for theirs in loop_epochs]
+    return _paired_over(polylin_epochs, steady)
 
 
 #: Gather passes timed in each repeat of a row, for the paired floor ratio (their median counts).
@@ -156,7 +152,8 @@ FLOOR_PASSES_PER_REPEAT = 3
 
 
 def _paired_over(polylin_epochs: Sequence[Sequence[float]], per_repeat: Sequence[float]) -> float | None:
-    """The median over repeats of polylin's median steady epoch over a time taken in the same repeat."""
+    """The median over repeats of polylin's median steady epoch over a time taken in the same repeat
+    (a loop's median steady epoch, or the gather floor); repeats without a time are left out."""
     ratios = [
         statistics.median(ours[1:]) / time_s
         for ours, time_s in zip(polylin_epochs, per_repeat, strict=False)
