@@ -10,21 +10,19 @@ from typing import Any
 import numpy as np
 
 from polylin.backends import backend_class, resolve_backend
-from polylin.checkpoint import data_fingerprint, resume_point, warm_start_point
+from polylin.backends.base import Backend
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
 from polylin.dtypes import canonical_dtype
-from polylin.errors import DivergenceError, TrainingInterruptedWarning
-from polylin.losses import get_loss
+from polylin.errors import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
+from polylin.losses import Loss, get_loss
+from polylin.objective import Objective
 from polylin.randomness import INIT_SCHEMES, initial_parameters
 from polylin.result import FitResult
+from polylin.resume import ResumePoint, data_fingerprint, resume_point, warm_start_point
+from polylin.shapes import intercept, weight_vector
 from polylin.stability import warn_if_unstable
-from polylin.training import GRAD_MODES, EpochCallback, train
-from polylin.validation import (
-    check_choice,
-    check_learning_rate,
-    check_positive_int,
-    check_seed,
-)
+from polylin.training import GRAD_MODES, EpochCallback, TrainingRun, train
+from polylin.validation import check_choice, check_learning_rate, check_positive_int, check_seed
 
 DIVERGENCE_POLICIES = ("raise", "stop")
 
@@ -91,8 +89,9 @@ def fit(
         ``"autodiff"`` (the framework differentiates; default where it can) or
         ``"analytic"`` (the hand-derived gradient; the only choice on NumPy).
     on_divergence:
-        ``"raise"`` a :class:`~polylin.errors.DivergenceError`, or ``"stop"`` and
-        return the last finite epoch with ``diverged_at`` set.
+        ``"raise"`` a :class:`~polylin.errors.DivergenceError`, or ``"stop"``: warn
+        (:class:`~polylin.errors.DivergenceWarning`, with the same advice) and return
+        the last finite epoch with ``diverged_at`` set.
     true_w, true_b:
         The generating parameters of your own data, if known, for the error report.
     on_epoch:
@@ -124,23 +123,12 @@ def fit(
     """
     backend, backend_options = resolve_backend(backend, X, backend_options)
     cls = backend_class(backend) if isinstance(backend, str) else _unknown_backend(backend)
-    lr = check_learning_rate(lr)
-    batch_size = check_positive_int("batch_size", batch_size, "the book uses batch_size=10")
-    epochs = check_positive_int("epochs", epochs, "the book trains for epochs=3")
-    seed = check_seed(seed)
-    loss_fn = get_loss(loss)
-    dtype = canonical_dtype(dtype)
-    check_choice("init", init, INIT_SCHEMES)
-    check_choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)
-    if grad is None:
-        grad = "autodiff" if cls.has_autodiff else "analytic"
-    check_choice("grad", grad, GRAD_MODES)
-    if grad == "autodiff" and not cls.has_autodiff:
+    options = _checked_options(cls, lr, batch_size, epochs, seed, loss, dtype, init, on_divergence, grad)
+    lr, batch_size, epochs, seed, loss_fn, dtype, grad = options
+    if resume is not None and warm_start is not None:
         raise ValueError(
-            f"grad='autodiff' is not available on the {backend} backend, which has no autodiff "
-            "library; its gradients are derived by hand: use grad='analytic' (the default there)."
+            "Pass resume= (continue the same run) or warm_start= (continue on new data), not both."
         )
-
     be = cls(dtype=dtype, device=device, **dict(backend_options or {}))
 
     if X is None and y is None:
@@ -155,11 +143,8 @@ def fit(
             f"batch_size={batch_size} is larger than the {n} examples; use batch_size <= {n} "
             f"(batch_size={n} is full-batch gradient descent)."
         )
-    if true_w is not None and np.asarray(true_w).shape != (d,):
-        raise ValueError(
-            f"true_w has shape {np.asarray(true_w).shape}; X has {d} features: pass one true weight per "
-            "feature, or leave true_w out."
-        )
+    true_w = None if true_w is None else _true_weights(true_w, d)
+    true_b = None if true_b is None else intercept(true_b, "true_b")
 
     w0, b0 = initial_parameters(seed, d, init)
     config = {
@@ -176,16 +161,7 @@ def fit(
         "n_features": d,
         "data_fingerprint": data_fingerprint(X_host, y_host, be.np_dtype),
     }
-    if resume is not None and warm_start is not None:
-        raise ValueError(
-            "Pass resume= (continue the same run) or warm_start= (continue on new data), not both."
-        )
-    if resume is not None:
-        start = resume_point(resume, config=config, dtype=be.dtype)
-    elif warm_start is not None:
-        start = warm_start_point(warm_start, n_features=d, epochs=epochs)
-    else:
-        start = None
+    start = _start_point(resume, warm_start, config, be.dtype, d, epochs)
     if start is not None:
         if start.start_epoch == epochs:
             return start.previous  # already trained for `epochs` epochs: nothing to do
@@ -195,25 +171,79 @@ def fit(
         config["resumed_at_epochs"] = [*start.previous.config.get("resumed_at_epochs", []), start.start_epoch]
     if check_stability:
         warn_if_unstable(X_host, lr, loss=loss_fn.name, fit_intercept=bool(fit_intercept), stacklevel=2)
+
+    objective = Objective(be.xp, loss_fn, fit_intercept=bool(fit_intercept))
     with be.context():
         X_dev, y_dev = be.asarray(X_host), be.asarray(y_host)
         if start is None:
-            initial_loss = _initial_loss(be, loss_fn, w0, b0, X_dev, y_dev)
+            params = be.parameters(w0, b0, trainable=False)
+            initial_loss = float(be.to_numpy(objective.mean(params, X_dev, y_dev)))
         else:
             initial_loss = start.previous.initial_loss
         run = train(
-            be, X_dev, y_dev, w0, b0,
-            loss=loss_fn, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
-            shuffle=shuffle, grad=grad, fit_intercept=fit_intercept, on_epoch=on_epoch,
-            start_epoch=0 if start is None else start.start_epoch,
+            be, objective, X_dev, y_dev, w0, b0,
+            lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, shuffle=shuffle, grad=grad,
+            on_epoch=on_epoch, start_epoch=0 if start is None else start.start_epoch,
         )  # fmt: skip
+    result = _result(run, start, be, config, initial_loss, true_w, true_b)
+    _report_stops(run, result, epochs, lr, on_divergence)
+    return result
+
+
+def _checked_options(
+    cls: Any, lr: object, batch_size: object, epochs: object, seed: object, loss: object,
+    dtype: object, init: object, on_divergence: object, grad: object,
+) -> tuple[float, int, int, int, Loss, str, str]:  # fmt: skip
+    """Every option checked before any work, each with an error that names the fix."""
+    lr = check_learning_rate(lr)
+    batch_size = check_positive_int("batch_size", batch_size, "the book uses batch_size=10")
+    epochs = check_positive_int("epochs", epochs, "the book trains for epochs=3")
+    seed = check_seed(seed)
+    loss_fn = get_loss(loss)  # type: ignore[arg-type]
+    dtype = canonical_dtype(dtype)
+    check_choice("init", init, INIT_SCHEMES)
+    check_choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)
+    if grad is None:
+        grad = "autodiff" if cls.has_autodiff else "analytic"
+    check_choice("grad", grad, GRAD_MODES)
+    if grad == "autodiff" and not cls.has_autodiff:
+        raise ValueError(
+            f"grad='autodiff' is not available on the {cls.name} backend, which has no autodiff "
+            "library; its gradients are derived by hand: use grad='analytic' (the default there)."
+        )
+    return lr, batch_size, epochs, seed, loss_fn, dtype, str(grad)
+
+
+def _true_weights(true_w: Any, d: int) -> np.ndarray:
+    weights = weight_vector(true_w, "true_w")
+    if weights.shape != (d,):
+        raise ValueError(
+            f"true_w has {weights.shape[0]} weights; X has {d} features: pass one true weight per "
+            "feature, or leave true_w out."
+        )
+    return weights
+
+
+def _start_point(
+    resume: Any, warm_start: Any, config: dict[str, Any], dtype: str, d: int, epochs: int
+) -> ResumePoint | None:
+    if resume is not None:
+        return resume_point(resume, config=config, dtype=dtype)
+    if warm_start is not None:
+        return warm_start_point(warm_start, n_features=d, epochs=epochs)
+    return None
+
+
+def _result(
+    run: TrainingRun, start: ResumePoint | None, be: Backend, config: dict[str, Any],
+    initial_loss: float, true_w: np.ndarray | None, true_b: float | None,
+) -> FitResult:  # fmt: skip
     losses, epoch_times = run.losses, run.epoch_times
     if start is not None:  # the history so far, then this run's epochs
         losses = [*start.previous.losses, *losses]
         epoch_times = [*start.previous.epoch_times, *epoch_times]
-
     info = be.info()
-    result = FitResult(
+    return FitResult(
         w=run.w.astype(be.np_dtype),
         b=float(run.b[0]),
         losses=np.asarray(losses, dtype=np.float64),
@@ -229,34 +259,41 @@ def fit(
         diverged_at=None if run.divergence is None else (run.divergence.epoch, run.divergence.step),
         interrupted=run.interrupted,
     )
+
+
+def _report_stops(run: TrainingRun, result: FitResult, epochs: int, lr: float, on_divergence: str) -> None:
+    """Warn of an interruption; raise, or warn of, a divergence (``on_divergence``)."""
     if run.interrupted:
         warnings.warn(
             f"Training was interrupted (Ctrl-C) after {result.epochs_completed} of {epochs} epochs; "
             "the result holds the last completed epoch. Save it with result.save(path) and "
             "continue with fit(..., resume=path).",
             TrainingInterruptedWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if run.divergence is not None and on_divergence == "raise":
-        raise DivergenceError(
-            f"Training diverged on the {info.name} backend: a non-finite loss or parameter "
-            f"appeared at epoch {run.divergence.epoch}, step {run.divergence.step} (lr={lr}). "
-            "Lower the learning rate, or standardise the features (zero mean, unit variance). "
-            "The last finite parameters are on this error as .last_finite_w and .last_finite_b.",
-            epoch=run.divergence.epoch,
-            step=run.divergence.step,
-            last_finite_w=result.w,
-            last_finite_b=result.b,
-            result=result,
+    if run.divergence is None:
+        return
+    message = (
+        f"Training diverged on the {result.backend} backend: a non-finite loss or parameter "
+        f"appeared at epoch {run.divergence.epoch}, step {run.divergence.step} (lr={lr}). "
+        "Lower the learning rate, or standardise the features (zero mean, unit variance)."
+    )
+    if on_divergence == "stop":
+        warnings.warn(
+            f"{message} fit(on_divergence='stop') returns the last finite epoch "
+            f"({result.epochs_completed} completed); result.diverged_at says where.",
+            DivergenceWarning,
+            stacklevel=3,
         )
-    return result
-
-
-def _initial_loss(be: Any, loss_fn: Any, w0: np.ndarray, b0: np.ndarray, X: Any, y: Any) -> float:
-    from polylin.objective import Objective
-
-    params = be.parameters(w0, b0, trainable=False)
-    return float(be.evaluator(Objective.for_backend(be, loss_fn))(params, X, y))
+        return
+    raise DivergenceError(
+        f"{message} The last finite parameters are on this error as .last_finite_w and .last_finite_b.",
+        epoch=run.divergence.epoch,
+        step=run.divergence.step,
+        last_finite_w=result.w,
+        last_finite_b=result.b,
+        result=result,
+    )
 
 
 def _unknown_backend(backend: object) -> Any:

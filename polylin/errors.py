@@ -52,6 +52,10 @@ class DivergenceError(FloatingPointError, PolylinError):
         self.result = result
 
 
+class DivergenceWarning(UserWarning):
+    """Training diverged and ``fit(on_divergence="stop")`` returned the last finite epoch."""
+
+
 class CheckpointError(ValueError, PolylinError):
     """A checkpoint that cannot be read, or that cannot resume the requested fit."""
 

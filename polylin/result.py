@@ -90,14 +90,17 @@ class FitResult:
             prediction: np.ndarray = X @ self.w + self.w.dtype.type(self.b)
             return prediction
         from polylin.backends import get_backend
-        from polylin.objective import predict as linear_predict
+        from polylin.frameworks import framework_of, to_numpy
+        from polylin.losses import get_loss
+        from polylin.objective import Objective
 
         be = get_backend(backend, dtype=self.dtype, device=device)
-        X_host = np.asarray(be.to_numpy(X) if be.owns(X) else X)
+        X_host = to_numpy(X) if framework_of(X) == be.name else np.asarray(X)
         self._check_features(X_host.shape)
+        model = Objective(be.xp, get_loss("squared"))
         with be.context():
             params = be.parameters(self.w, np.array([self.b]), trainable=False)
-            return np.asarray(be.to_numpy(linear_predict(be.xp, params, be.asarray(X_host))))
+            return np.asarray(be.to_numpy(model.predict(params, be.asarray(X_host))))
 
     def _check_features(self, shape: tuple[int, ...]) -> None:
         if len(shape) != 2 or shape[1] != self.w.shape[0]:

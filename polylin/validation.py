@@ -50,7 +50,7 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 
 def _host_array(name: str, value: Any, backend: Any) -> np.ndarray:
     framework = framework_of(value)
-    if backend.owns(value):
+    if framework == backend.name:
         return np.asarray(backend.to_numpy(value))
     if framework in _FRAMEWORK_MODULES:
         raise TypeError(

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from polylin.backends.base import Backend, BackendInfo, DeviceSpec
 from polylin.errors import BackendNotInstalledError
 
@@ -67,15 +65,6 @@ BACKENDS: dict[str, BackendEntry] = {
     ),
 }
 
-#: The backend that owns the arrays of each top-level module, for ``backend="auto"``.
-NATIVE_ARRAY_MODULES: dict[str, str] = {
-    "numpy": "numpy",
-    "torch": "torch",
-    "jax": "jax",
-    "jaxlib": "jax",
-    "mxnet": "mxnet",
-}
-
 KNOWN_BACKENDS: tuple[str, ...] = tuple(BACKENDS)
 
 
@@ -123,14 +112,12 @@ def backend_for(X: object) -> str:
     array that array-api-compat recognises (dask, array-api-strict, CuPy, ...)
     to ``"array-api"``, which runs on X's own namespace.
     """
-    if X is None or isinstance(X, np.ndarray):
-        return "numpy"
-    native = NATIVE_ARRAY_MODULES.get(type(X).__module__.split(".")[0])
-    if native is not None:
-        return native
-    from polylin.backends.array_api_backend import has_namespace
+    from polylin.frameworks import framework_of
 
-    return "array-api" if has_namespace(X) else "numpy"
+    framework = framework_of(X)
+    if framework in (None, "numpy", "jax", "torch", "mxnet"):
+        return framework or "numpy"
+    return "array-api"
 
 
 def resolve_backend(

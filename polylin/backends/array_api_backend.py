@@ -55,16 +55,16 @@ import importlib
 import re
 import sys
 import warnings
-from collections.abc import Hashable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Array, DeviceSpec, EpochFn, HandDerivedGradients, Params, StepFn
+from polylin.backends.base import DeviceSpec, NoAutodiff, run_steps
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
+from polylin.types import Array, EpochFn, LossFn, Params, StepFn
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 _GPU_WORDS = ("cuda", "gpu", "rocm")
@@ -274,7 +274,7 @@ class ResidentArray:
         return host if dtype is None else host.astype(dtype)
 
 
-class ArrayApiBackend(HandDerivedGradients):
+class ArrayApiBackend(NoAutodiff):
     """Hand-derived gradients on any Array API namespace, with functional updates.
 
     Options (``backend_options`` of :func:`polylin.fit`): ``namespace`` (a
@@ -384,26 +384,28 @@ class ArrayApiBackend(HandDerivedGradients):
 
     # -- arrays ---------------------------------------------------------------
     def asarray(self, host: Any) -> Array:
-        """An array of the namespace in the fit's dtype on its device; arrays of the
-        namespace itself are cast and moved without a trip through the host."""
+        """An array of the namespace on its device: floats in the fit's dtype, integers as row
+        indices; arrays of the namespace itself are cast and moved without a trip through the host."""
         xp = self._xp
         if isinstance(host, ResidentArray):
             host = host.array
-        if self.owns(host):
+        if self._owns(host) and xp.isdtype(host.dtype, "real floating"):
             x = host if host.dtype == self.xp_dtype else xp.astype(host, self.xp_dtype)
             return x if device_of(x) == self.device else xp.asarray(x, device=self.device)
-        return xp.asarray(np.asarray(host, dtype=self.np_dtype), device=self.device)
-
-    def index_array(self, host: np.ndarray) -> Array:
-        return self._xp.asarray(np.asarray(host, dtype=np.int64), device=self.device)
+        host = np.asarray(host)
+        dtype = np.int64 if host.dtype.kind in "iu" else self.np_dtype
+        return xp.asarray(np.asarray(host, dtype=dtype), device=self.device)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return host_array(x)
 
-    def owns(self, x: object) -> bool:
+    def _owns(self, x: object) -> bool:
         return has_namespace(x) and namespace_of(x) is self._xp
 
-    # -- differentiation and the update -------------------------------------------
+    def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
+        return self.asarray(w), self.asarray(b)
+
+    # -- the update ---------------------------------------------------------------
     def update(self, params: Params, grads: Params, lr: float) -> Params:
         # Functional: not every namespace has in-place operations (JAX, dask).
         return tuple(p - lr * g for p, g in zip(params, grads, strict=True))  # type: ignore[return-value]
@@ -415,34 +417,29 @@ class ArrayApiBackend(HandDerivedGradients):
         batches = max(1, self.block_bytes // (per_row * layout.batch_size))
         return batches * layout.batch_size
 
-    def epoch_runner(
-        self,
-        step: StepFn,
-        X: Array,
-        y: Array,
-        layout: BatchLayout,
-        *,
-        cache_key: Hashable | None = None,
-    ) -> EpochFn:
+    def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
+        """On a lazy namespace, the epoch's steps run in memory, block by block (module docstring)."""
         if not self.lazy:
-            return super().epoch_runner(step, X, y, layout, cache_key=cache_key)
+            return super().epoch_runner(step, loss, X, y, layout)
         rows = self.block_rows(layout, int(X.shape[1]))
         blocks = batch_bounds(layout.n_examples, rows)
         np_dtype = self.np_dtype
 
-        def run_epoch(params: Params, order: Array) -> Params:
-            # The steps run in memory, on NumPy copies of the parameters and of each block;
-            # ``self.xp`` follows its arguments, so the same step code serves both.
+        def run_epoch(params: Params, order: Array) -> tuple[Params, Array]:
+            # The steps run on NumPy copies of the parameters and of each block; ``self.xp``
+            # follows its arguments, so the same step code serves both.
             current = tuple(np.array(host_array(p), dtype=np_dtype) for p in params)
             order_host = host_array(order)
             for lo, hi in blocks:
-                index = self.index_array(order_host[lo:hi])
+                index = self.asarray(order_host[lo:hi])
                 X_block = np.asarray(host_array(self._xp.take(X, index, axis=0)), dtype=np_dtype)
                 y_block = np.asarray(host_array(self._xp.take(y, index, axis=0)), dtype=np_dtype)
                 local = np.arange(hi - lo)
-                for start, stop in batch_bounds(hi - lo, layout.batch_size):
-                    current = step(current, X_block, y_block, local[start:stop])  # type: ignore[arg-type]
-            return self.asarray(current[0]), self.asarray(current[1])
+                current = run_steps(
+                    step, current, X_block, y_block, local, batch_bounds(hi - lo, layout.batch_size)
+                )  # type: ignore[arg-type]
+            params = self.asarray(current[0]), self.asarray(current[1])
+            return params, loss(params, X, y)
 
         return run_epoch
 
@@ -457,13 +454,13 @@ class ArrayApiBackend(HandDerivedGradients):
         """
         if X is None or y is None:
             raise ValueError("Pass both X and y, or neither (to train on the book's synthetic data).")
-        if not self.owns(X):
+        if not self._owns(X):
             from polylin.validation import host_training_data
 
             X_host, y_host = host_training_data(X, y, self)
             return self._resident(self.asarray(X_host)), self._resident(self.asarray(y_host))
         xp = self._xp
-        if not self.owns(y):
+        if not self._owns(y):
             if has_namespace(y) and not isinstance(y, np.ndarray):
                 raise TypeError(
                     f"X is a {namespace_label(xp)} array but y is a {namespace_label(namespace_of(y))} "

@@ -19,7 +19,7 @@ import functools
 from types import SimpleNamespace
 from typing import Any
 
-Array = Any
+from polylin.types import Array
 
 
 @functools.cache
@@ -30,7 +30,11 @@ def nd_namespace(nd: Any) -> SimpleNamespace:
         return nd.dot(a, b)
 
     def sum_(x: Array, /, *, axis: int | None = None, keepdims: bool = False) -> Array:
-        return nd.sum(x) if axis is None else nd.sum(x, axis=axis, keepdims=keepdims)
+        # A legacy nd sum of a 1-D array already has shape (1,); every keyword costs the front end
+        # a few µs a call, so the SGD step's sum of g leaves them out.
+        if axis is None or (keepdims and x.ndim == 1):
+            return nd.sum(x)
+        return nd.sum(x, axis=axis, keepdims=keepdims)
 
     def mean(x: Array, /, *, axis: int | None = None, keepdims: bool = False) -> Array:
         return nd.mean(x) if axis is None else nd.mean(x, axis=axis, keepdims=keepdims)
@@ -41,7 +45,8 @@ def nd_namespace(nd: Any) -> SimpleNamespace:
         return nd.clip(x, lower, upper)
 
     def take(x: Array, indices: Array, /, *, axis: int | None = None) -> Array:
-        return nd.take(x, indices, axis=0 if axis is None else axis)
+        # axis=0 is nd.take's default: leaving the keyword out saves a few µs a call.
+        return nd.take(x, indices) if not axis else nd.take(x, indices, axis=axis)
 
     def reshape(x: Array, /, shape: tuple[int, ...]) -> Array:
         return x.reshape(shape)
@@ -70,4 +75,5 @@ def nd_namespace(nd: Any) -> SimpleNamespace:
         log1p=nd.log1p,
         sqrt=nd.sqrt,
         square=nd.square,
+        zeros_like=nd.zeros_like,
     )

@@ -1,0 +1,42 @@
+"""Which framework an array comes from, told by array-api-compat (and, for MXNet, by its type).
+
+Nothing here imports a framework: array-api-compat's ``is_*_array`` checks look
+only at frameworks that are already imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def framework_of(x: object) -> str | None:
+    """``'numpy'``, ``'jax'``, ``'torch'``, ``'mxnet'``, ``'dask'``, ``'array-api'`` (another library
+    array-api-compat knows), or ``None`` for a non-array (a list, a number, a string)."""
+    import array_api_compat as compat
+
+    if compat.is_numpy_array(x):
+        return "numpy"
+    for name, test in (
+        ("torch", compat.is_torch_array),
+        ("jax", compat.is_jax_array),
+        ("dask", compat.is_dask_array),
+    ):
+        if test(x):
+            return name
+    if type(x).__module__.split(".")[0] == "mxnet":  # array-api-compat does not know MXNet
+        return "mxnet"
+    return "array-api" if compat.is_array_api_obj(x) else None
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy (or view) of any framework's array, from its device."""
+    framework = framework_of(x)
+    if framework == "torch":
+        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+    if framework == "mxnet":
+        return x.asnumpy()  # type: ignore[no-any-return]
+    if framework == "dask":
+        return np.asarray(x.compute())
+    return np.asarray(x)
