@@ -39,7 +39,6 @@ def locate_divergence(
     start: Host,
     order: Array,
     layout: BatchLayout,
-    grad: str,
 ) -> int:
     """The first step (1-based) of the epoch after which a parameter or the full-data loss is
     non-finite, replaying the epoch from the host parameters ``start`` it began with.
@@ -66,7 +65,7 @@ def locate_divergence(
                     raise _Found(count)
                 good[0] = (count, current)
 
-        params = backend.parameters(*host, trainable=grad == "autodiff")
+        params = backend.parameters(*host, trainable=step.grad == "autodiff")
         try:
             run_steps(step, params, X, y, order, bounds[first - 1 : last], watch)
         except _Found as found:

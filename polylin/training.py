@@ -40,15 +40,26 @@ GRAD_MODES = ("autodiff", "analytic")
 class SGDStep:
     """One minibatch SGD step: gather the batch, take the gradient of its summed loss, update.
 
-    ``gradient`` differentiates the batch's *summed* loss (the book's
-    ``l.sum().backward()``), so the step moves by ``lr / m`` times it, ``m``
-    being the examples actually in the batch. Steps with equal fields compute
-    the same function, so a compiling backend can reuse what it compiled.
+    The gradient is of the batch's *summed* loss (the book's ``l.sum().backward()``):
+    the framework's autodiff of :meth:`Objective.total` (``grad="autodiff"``), or
+    :meth:`Objective.gradient`, derived by hand (``grad="analytic"``). The step
+    moves by ``lr / m`` times it, ``m`` being the examples actually in the batch.
+    Steps with equal fields compute the same function, so a compiling backend can
+    reuse what it compiled for an earlier fit.
     """
 
     backend: Backend
-    gradient: TreeFn
+    objective: Objective
+    grad: str
     lr: float
+    gradient: TreeFn = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.grad == "autodiff":
+            gradient = self.backend.gradient(self.objective.total)
+        else:
+            gradient = self.objective.gradient
+        object.__setattr__(self, "gradient", gradient)
 
     def __call__(self, params: Params, X: Array, y: Array, idx: Array) -> Params:
         take = self.backend.xp.take
@@ -58,10 +69,8 @@ class SGDStep:
 
 
 def sgd_step(backend: Backend, objective: Objective, grad: str, lr: float) -> SGDStep:
-    """The step for ``grad="autodiff"`` (the framework differentiates :meth:`Objective.total`)
-    or ``grad="analytic"`` (:meth:`Objective.gradient`, derived by hand)."""
-    gradient = backend.gradient(objective.total) if grad == "autodiff" else objective.gradient
-    return SGDStep(backend, gradient, lr)
+    """The SGD step on ``backend`` for ``grad="autodiff"`` or ``"analytic"``."""
+    return SGDStep(backend, objective, grad, lr)
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ def train(
             if not math.isfinite(value):
                 from polylin.divergence import locate_divergence
 
-                where = locate_divergence(step, objective, X, y, (run.w, run.b), order, layout, grad)
+                where = locate_divergence(step, objective, X, y, (run.w, run.b), order, layout)
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
             run.w, run.b = host_copy(backend, params)

@@ -22,9 +22,12 @@ B_AT = np.array([0.3])
 
 
 def numpy_gradient(loss: str) -> tuple[np.ndarray, np.ndarray]:
+    """The hand-derived gradient of the *mean* loss: ``Objective.gradient`` (of the sum) over m."""
     be = get_backend("numpy", dtype="float64")
     objective = Objective(be.xp, get_loss(loss))
-    return objective.gradient((W_AT.copy(), B_AT.copy()), X_BATCH, Y_BATCH)
+    grad_w, grad_b = objective.gradient((W_AT.copy(), B_AT.copy()), X_BATCH, Y_BATCH)
+    m = X_BATCH.shape[0]
+    return grad_w / m, grad_b / m
 
 
 def finite_difference_gradient(loss: str) -> np.ndarray:
@@ -60,11 +63,11 @@ def test_autodiff_matches_hand_derived(backend: str, loss: str, dtype: str) -> N
     with be.context():
         params = be.parameters(W_AT, B_AT, trainable=True)
         X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
-        value, (gw, gb) = be.value_and_grad(objective)(params, X, y)
+        gw, gb = be.gradient(objective.mean)(params, X, y)
         autodiff = np.concatenate([be.to_numpy(gw), be.to_numpy(gb)]).astype(np.float64)
         hand_w, hand_b = objective.gradient(be.parameters(W_AT, B_AT, trainable=False), X, y)
-        hand = np.concatenate([be.to_numpy(hand_w), be.to_numpy(hand_b)]).astype(np.float64)
-        value = float(be.to_numpy(value))
+        hand = np.concatenate([be.to_numpy(hand_w), be.to_numpy(hand_b)]).astype(np.float64) / len(Y_BATCH)
+        value = float(np.asarray(be.to_numpy(objective.mean(params, X, y))).reshape(-1)[0])
     reference = np.concatenate(numpy_gradient(loss))
     rtol = tolerance_for(dtype).grad_rtol
     scale = np.max(np.abs(reference))
@@ -86,7 +89,7 @@ def test_no_gradient_accumulates_across_steps(backend: str) -> None:
     with be.context():
         params = be.parameters(W_AT, B_AT, trainable=True)
         X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
-        grad = be.grad(objective)
+        grad = be.gradient(objective.mean)
         first = [be.to_numpy(g).copy() for g in grad(params, X, y)]
         second = [be.to_numpy(g).copy() for g in grad(params, X, y)]
     for a, b in zip(first, second, strict=True):
@@ -127,17 +130,17 @@ def test_summed_loss_gradients_are_m_times_the_mean_ones(backend: str, loss: str
     """The training step differentiates the batch's summed loss and divides the step by m."""
     be = get_backend(backend, dtype="float64")
     with be.context():  # JAX: float64 enabled
-        check_summed_gradients(be, Objective.for_backend(be, get_loss(loss)))
+        check_summed_gradients(be, Objective(be.xp, get_loss(loss)))
 
 
 def check_summed_gradients(be: Any, objective: Objective) -> None:
     params = be.parameters(W_AT, B_AT, trainable=False)
     X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
     m = X_BATCH.shape[0]
-    mean = [be.to_numpy(g) for g in objective.gradient(params, X, y)]
-    by_hand = [be.to_numpy(g) for g in objective.total_gradient(params, X, y)]
     trainable = be.parameters(W_AT, B_AT, trainable=True)
-    autodiff = [be.to_numpy(g) for g in be.grad(objective.total)(trainable, X, y)]
+    mean = [be.to_numpy(g) for g in be.gradient(objective.mean)(trainable, X, y)]
+    by_hand = [be.to_numpy(g) for g in objective.gradient(params, X, y)]
+    autodiff = [be.to_numpy(g) for g in be.gradient(objective.total)(trainable, X, y)]
     rtol = tolerance_for("float64").grad_rtol
     for mean_g, hand_g, auto_g in zip(mean, by_hand, autodiff, strict=True):
         np.testing.assert_allclose(hand_g, m * mean_g, rtol=rtol, atol=rtol)
@@ -148,71 +151,70 @@ def check_summed_gradients(be: Any, objective: Objective) -> None:
 
 
 @pytest.mark.parametrize("backend", backend_params())
-def test_objectives_of_two_backend_instances_compare_equal(backend: str) -> None:
-    """Compiled-function caches are keyed by the objective: a new fit's must equal the last one's."""
+def test_objectives_and_steps_of_two_backend_instances_compare_equal(backend: str) -> None:
+    """Compiled-function caches are keyed by the backend, the objective and the step: a new fit's
+    must equal the last one's."""
+    from polylin.training import sgd_step
+
     first, second = get_backend(backend), get_backend(backend)
     loss = get_loss("squared")
-    one, other = (Objective.for_backend(be, loss) for be in (first, second))
+    one, other = (Objective(be.xp, loss) for be in (first, second))
+    assert first == second and hash(first) == hash(second)
     assert one == other
     if backend == "jax":  # jax.jit caches by the function's hash
         assert hash(one) == hash(other)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("trainable", [False, True])
-@pytest.mark.parametrize("backend", backend_params())
-def test_a_backends_fused_residual_is_the_plain_one(backend: str, trainable: bool, dtype: str) -> None:
-    """``Objective.for_backend`` takes the backend's kernels (torch subtracts ``y`` in place on the
-    product's fresh output); the residual, the loss and its gradient stay those of ``X w + b − y``,
-    and the data are left as they were."""
-    be = get_backend(backend, dtype=dtype)
-    trainable = trainable and be.has_autodiff
-    with be.context():
-        fused = Objective.for_backend(be, get_loss("huber"))
-        plain = Objective(be.xp, get_loss("huber"))
-        assert fused.affine is be.affine and fused.fused_residual is be.fused_residual
-        X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
-        params = be.parameters(W_AT, B_AT, trainable=trainable)
-        rtol = tolerance_for(dtype).grad_rtol
-        np.testing.assert_allclose(
-            be.to_numpy(fused.residual(params, X, y)), be.to_numpy(plain.residual(params, X, y)), rtol=rtol
-        )
-        if trainable:
-            got, want = (be.grad(objective.total)(params, X, y) for objective in (fused, plain))
-            for g_fused, g_plain in zip(got, want, strict=True):
-                np.testing.assert_allclose(be.to_numpy(g_fused), be.to_numpy(g_plain), rtol=rtol, atol=rtol)
-        np.testing.assert_array_equal(be.to_numpy(X), X_BATCH.astype(dtype))
-        np.testing.assert_array_equal(be.to_numpy(y), Y_BATCH.astype(dtype))
+    for grad in ("autodiff", "analytic") if first.has_autodiff else ("analytic",):
+        steps = [sgd_step(be, objective, grad, 0.03) for be, objective in ((first, one), (second, other))]
+        assert steps[0] == steps[1] and hash(steps[0]) == hash(steps[1])
+    assert get_backend(backend, dtype="float64") != first
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("trainable", [False, True])
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("backend", backend_params())
-def test_descend_is_the_update_along_the_hand_derived_gradient(
+def test_a_step_is_the_update_along_the_gradient_and_leaves_the_data_alone(
     backend: str, loss: str, trainable: bool, dtype: str
 ) -> None:
-    """``Backend.descend`` (the analytic step; torch fuses it into ``addmv_``) moves the parameters
-    exactly as ``update`` does along ``Objective.total_gradient``, in place where the framework allows."""
+    """The one SGD step (``training.sgd_step``) moves the parameters exactly as ``update`` does along
+    the hand-derived gradient over m (autodiff's, when trainable), and leaves the data as they were."""
+    from polylin.training import sgd_step
+
     be = get_backend(backend, dtype=dtype)
     trainable = trainable and be.has_autodiff  # without autodiff, parameters are never trainable
-    lr = 0.05
+    lr, m = 0.05, len(Y_BATCH)
     with be.context():
-        objective = Objective.for_backend(be, get_loss(loss))
+        objective = Objective(be.xp, get_loss(loss))
         X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
-        along = be.parameters(W_AT, B_AT, trainable=trainable)
-        g = objective.residual_derivative(along, X, y)
         expected = [
             np.array(be.to_numpy(p), dtype=np.float64)
             for p in be.update(
                 be.parameters(W_AT, B_AT, trainable=False),
-                objective.total_gradient(be.parameters(W_AT, B_AT, trainable=False), X, y),
-                lr,
+                objective.gradient(be.parameters(W_AT, B_AT, trainable=False), X, y),
+                lr / m,
             )
         ]
-        moved = be.descend(along, g, X, lr)
+        step = sgd_step(be, objective, "autodiff" if trainable else "analytic", lr)
+        moved = step(be.parameters(W_AT, B_AT, trainable=trainable), X, y, be.asarray(np.arange(m)))
         got = [np.array(be.to_numpy(p), dtype=np.float64) for p in moved]
+        np.testing.assert_array_equal(be.to_numpy(X), X_BATCH.astype(dtype))
+        np.testing.assert_array_equal(be.to_numpy(y), Y_BATCH.astype(dtype))
     tol = tolerance_for(dtype)
     for have, want, start in zip(got, expected, (W_AT, B_AT), strict=True):
         assert not np.allclose(want, start)  # the step moved something
         assert tol.params_close(have, want), (have, want)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_without_intercept_the_gradient_of_b_is_zero_on_every_path(backend: str) -> None:
+    """``fit_intercept=False``: ``b`` is not in the model, so neither gradient moves it."""
+    be = get_backend(backend, dtype="float64")
+    with be.context():
+        objective = Objective(be.xp, get_loss("huber"), fit_intercept=False)
+        X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+        paths = [objective.gradient(be.parameters(W_AT, B_AT, trainable=False), X, y)]
+        if be.has_autodiff:
+            paths.append(be.gradient(objective.total)(be.parameters(W_AT, B_AT, trainable=True), X, y))
+        for grad_w, grad_b in paths:
+            assert float(np.abs(be.to_numpy(grad_b)).max()) == 0.0
+            assert float(np.abs(be.to_numpy(grad_w)).max()) > 0.0

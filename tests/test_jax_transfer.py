@@ -82,7 +82,7 @@ def test_jax_takes_aligned_host_data_without_a_copy(backend: str) -> None:
     host = misaligned((LARGE_ROWS, 8))
     np.testing.assert_array_equal(np.asarray(be.asarray(host)), host)
     order = np.random.default_rng(2).permutation(LARGE_ROWS)
-    np.testing.assert_array_equal(np.asarray(be.index_array(order)), order)
+    np.testing.assert_array_equal(np.asarray(be.asarray(order)), order)
 
 
 @pytest.mark.parametrize("backend", backend_params(["jax"]))

@@ -23,12 +23,18 @@ class RecordingBackend(NumpyBackend):
         super().__init__()
         self.events: list[str] = []
 
-    def index_array(self, host: np.ndarray) -> Any:
-        self.events.append(f"order {int(host[0])}")
-        return super().index_array(host)
+    def asarray(self, host: np.ndarray) -> Any:
+        if np.asarray(host).dtype.kind in "iu":
+            self.events.append(f"order {int(host[0])}")
+        return super().asarray(host)
 
-    def epoch_runner(self, step: Any, X: Any, y: Any, layout: Any, *, cache_key: Any = None) -> Any:
-        run = super().epoch_runner(step, X, y, layout, cache_key=cache_key)
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if np.ndim(x) == 0:
+            self.events.append("loss read")
+        return super().to_numpy(x)
+
+    def epoch_runner(self, step: Any, loss: Any, X: Any, y: Any, layout: Any) -> Any:
+        run = super().epoch_runner(step, loss, X, y, layout)
 
         def run_epoch(params: Any, order: Any) -> Any:
             self.events.append(f"epoch {int(order[0])}")
@@ -36,42 +42,42 @@ class RecordingBackend(NumpyBackend):
 
         return run_epoch
 
-    def synchronize(self, tree: Any) -> None:
-        self.events.append("sync")
 
-    def deferred_evaluator(self, objective: Any) -> Any:
-        start = super().deferred_evaluator(objective)
+def recording_clock(monkeypatch: pytest.MonkeyPatch, events: list[str]) -> None:
+    import polylin.training
 
-        def logged(params: Any, X: Any, y: Any) -> Any:
-            self.events.append("loss start")
-            pending = start(params, X, y)
+    clock = polylin.training.time.perf_counter
 
-            def read() -> float:
-                self.events.append("loss read")
-                return pending()
+    def logged() -> float:
+        events.append("clock")
+        return clock()
 
-            return read
-
-        return logged
+    monkeypatch.setattr(polylin.training.time, "perf_counter", logged)
 
 
-def test_the_next_order_is_drawn_after_the_clock_and_before_the_loss() -> None:
-    """Each epoch runs on an order drawn and converted after the previous epoch's clock stopped, so
-    the clock holds the epoch alone; it is drawn between starting the loss evaluation and reading
-    it, so that on an asynchronous engine the host draws it while the device computes the loss."""
+def squared(be: Any) -> Objective:
+    return Objective(be.xp, get_loss("squared"))
+
+
+def test_each_order_is_drawn_outside_the_clock_and_each_loss_read_inside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each epoch runs on an order drawn and converted before its clock starts, so the clock holds
+    the epoch alone; the epoch's full-data loss is read before the clock stops, so the clock waits
+    for an asynchronous engine to finish the epoch."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 2)).astype(np.float32), rng.normal(size=40).astype(np.float32)
     be = RecordingBackend()
+    recording_clock(monkeypatch, be.events)
     run = train(
-        be, X, y, np.zeros(2), np.zeros(1),
-        loss=get_loss("squared"), lr=0.01, batch_size=8, epochs=3, seed=5, grad="analytic",
+        be, squared(be), X, y, np.zeros(2), np.zeros(1),
+        lr=0.01, batch_size=8, epochs=3, seed=5, grad="analytic",
     )  # fmt: skip
     first = [int(epoch_order(5, e, 40)[0]) for e in range(3)]
     assert be.events == [
-        f"order {first[0]}",
-        f"epoch {first[0]}", "sync", "loss start", f"order {first[1]}", "loss read",
-        f"epoch {first[1]}", "sync", "loss start", f"order {first[2]}", "loss read",
-        f"epoch {first[2]}", "sync", "loss start", "loss read",
+        f"order {first[0]}", "clock", f"epoch {first[0]}", "loss read", "clock",
+        f"order {first[1]}", "clock", f"epoch {first[1]}", "loss read", "clock",
+        f"order {first[2]}", "clock", f"epoch {first[2]}", "loss read", "clock",
     ]  # fmt: skip
     assert len(run.losses) == len(run.epoch_times) == 3
 
@@ -81,64 +87,59 @@ def test_a_resumed_run_draws_only_the_orders_it_trains_on() -> None:
     X, y = rng.normal(size=(30, 2)).astype(np.float32), rng.normal(size=30).astype(np.float32)
     be = RecordingBackend()
     train(
-        be, X, y, np.zeros(2), np.zeros(1),
-        loss=get_loss("squared"), lr=0.01, batch_size=8, epochs=3, seed=2, grad="analytic", start_epoch=2,
+        be, squared(be), X, y, np.zeros(2), np.zeros(1),
+        lr=0.01, batch_size=8, epochs=3, seed=2, grad="analytic", start_epoch=2,
     )  # fmt: skip
     last = int(epoch_order(2, 2, 30)[0])
-    assert be.events == [f"order {last}", f"epoch {last}", "sync", "loss start", "loss read"]
+    assert be.events == [f"order {last}", f"epoch {last}", "loss read"]
 
 
 @pytest.mark.parametrize("backend", backend_params())
-def test_a_deferred_evaluation_reads_the_same_loss(backend: str) -> None:
+def test_an_epoch_runners_loss_is_the_objective_at_its_parameters(backend: str) -> None:
+    """Every backend's epoch runner returns the full-data loss at the parameters it returns."""
+    from polylin.batching import BatchLayout
+    from polylin.training import sgd_step
+
     be = get_backend(backend)
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(50, 3)), rng.normal(size=50)
+    grad = "autodiff" if be.has_autodiff else "analytic"
     with be.context():
-        objective = Objective(be.xp, get_loss("huber"), affine=be.affine)
-        params = be.parameters(rng.normal(size=3), np.array([0.5]), trainable=False)
+        objective = Objective(be.xp, get_loss("huber"))
         X_dev, y_dev = be.asarray(X), be.asarray(y)
-        read = be.deferred_evaluator(objective)(params, X_dev, y_dev)
-        assert callable(read)
-        assert read() == be.evaluator(objective)(params, X_dev, y_dev)
+        run_epoch = be.epoch_runner(
+            sgd_step(be, objective, grad, 0.05), objective.mean, X_dev, y_dev, BatchLayout(50, 7)
+        )
+        params = be.parameters(rng.normal(size=3), np.array([0.5]), trainable=grad == "autodiff")
+        params, loss = run_epoch(params, be.asarray(epoch_order(0, 0, 50)))
+        w, b = (np.asarray(be.to_numpy(p), dtype=np.float64) for p in params)
+        reported = float(np.asarray(be.to_numpy(loss)).reshape(-1)[0])
+    residual = X @ w + b - y
+    expected = np.mean(np.where(np.abs(residual) <= 1, 0.5 * residual**2, np.abs(residual) - 0.5))
+    assert reported == pytest.approx(expected, rel=1e-5)
 
 
-def test_a_synchronous_backend_computes_a_deferred_loss_when_it_is_read() -> None:
-    """The default deferred evaluation waits for the read, so the host work the loop does in between
-    (drawing the next order) comes before the framework's work, not between it and the next epoch."""
+def test_the_default_epoch_runner_evaluates_the_loss_once_after_the_steps() -> None:
+    """The plain loop computes the full-data loss once an epoch, after its last step."""
+    from polylin.batching import BatchLayout
+
     be = NumpyBackend()
-    calls: list[int] = []
-    objective = Objective(be.xp, get_loss("squared"))
+    events: list[str] = []
+    objective = squared(be)
 
-    def counted(params: Any, X: Any, y: Any) -> Any:
-        calls.append(1)
-        return objective(params, X, y)
+    def counted_loss(params: Any, X: Any, y: Any) -> Any:
+        events.append("loss")
+        return objective.mean(params, X, y)
+
+    def counted_step(params: Any, X: Any, y: Any, idx: Any) -> Any:
+        events.append("step")
+        return params
 
     X, y = np.ones((4, 2)), np.zeros(4)
-    read = be.deferred_evaluator(counted)(be.parameters(np.ones(2), np.zeros(1), trainable=False), X, y)
-    assert calls == []
-    assert read() == 2.0  # ½ (1 + 1)² averaged over identical rows
-    assert calls == [1]
-
-
-@pytest.mark.parametrize("backend", backend_params(["jax"]))
-def test_jax_defers_only_where_it_dispatches_asynchronously(backend: str) -> None:
-    """JAX runs a computation on the CPU within its dispatch before 0.4.32, and from then on returns
-    first unless ``jax_cpu_enable_async_dispatch`` is off."""
-    import jax
-
-    be = get_backend(backend)
-    option = "jax_cpu_enable_async_dispatch"
-    if tuple(jax.__version_info__) < (0, 4, 32):
-        assert be.dispatches_asynchronously is False  # type: ignore[attr-defined]
-        return
-    before = jax.config.read(option)
-    try:
-        jax.config.update(option, True)
-        assert be.dispatches_asynchronously is True  # type: ignore[attr-defined]
-        jax.config.update(option, False)
-        assert be.dispatches_asynchronously is False  # type: ignore[attr-defined]
-    finally:
-        jax.config.update(option, before)
+    run_epoch = be.epoch_runner(counted_step, counted_loss, X, y, BatchLayout(4, 3))
+    _, loss = run_epoch(be.parameters(np.ones(2), np.zeros(1), trainable=False), np.arange(4))
+    assert events == ["step", "step", "loss"]
+    assert float(loss) == 2.0  # ½ (1 + 1)² averaged over identical rows
 
 
 _TRACES: list[str] = []
@@ -158,19 +159,20 @@ _COUNTED = Loss("counted-squared", _counted_squared, _counted_derivative, "½(ŷ
 
 
 @pytest.mark.parametrize("backend", backend_params(["jax"]))
-def test_jax_compiles_an_objective_once_across_evaluators_and_fits(backend: str) -> None:
-    """Each fit evaluates its loss before training and after each epoch, through evaluators built
-    per fit; equal objectives share one compiled function, so later fits do not trace it again."""
+def test_jax_compiles_an_objective_once_across_fits(backend: str) -> None:
+    """Each fit evaluates its loss after each epoch inside the compiled epoch; fits with equal
+    settings, each with a fresh backend, share one compiled program, so later ones trace nothing."""
     X, y = np.ones((6, 2), np.float32), np.zeros(6, np.float32)
     del _TRACES[:]
     values = []
     for _ in range(3):
         be = get_backend(backend)  # a fresh backend, as each fit makes
-        objective = Objective(be.xp, _COUNTED, affine=be.affine)
-        params = be.parameters(np.ones(2), np.zeros(1), trainable=False)
-        values.append(be.evaluator(objective)(params, be.asarray(X), be.asarray(y)))
-        values.append(be.deferred_evaluator(objective)(params, be.asarray(X), be.asarray(y))())
-    assert values == [2.0] * 6
+        run = train(
+            be, Objective(be.xp, _COUNTED), be.asarray(X), be.asarray(y), np.ones(2), np.zeros(1),
+            lr=1e-9, batch_size=6, epochs=1, seed=0, grad="analytic",
+        )  # fmt: skip
+        values.append(run.losses[0])
+    assert values == pytest.approx([2.0] * 3)
     assert _TRACES.count("loss") <= 1  # one trace (none if an earlier test compiled it already)
 
 
@@ -185,8 +187,8 @@ def test_jax_reuses_compiled_epochs_across_fits(backend: str, fused: bool) -> No
     def fit_once(lr: float) -> list[float]:
         be = get_backend(backend, fused_epoch=fused)
         run = train(
-            be, be.asarray(X), be.asarray(y), np.zeros(2), np.zeros(1),
-            loss=_COUNTED, lr=lr, batch_size=8, epochs=2, seed=1, grad="analytic",
+            be, Objective(be.xp, _COUNTED), be.asarray(X), be.asarray(y), np.zeros(2), np.zeros(1),
+            lr=lr, batch_size=8, epochs=2, seed=1, grad="analytic",
         )  # fmt: skip
         return run.losses
 

@@ -46,7 +46,15 @@ from polylin.errors import DeviceNotAvailableError
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 
-def namespace_with(namespace: Any, **replacements: Any) -> SimpleNamespace:
+class FastNamespace(SimpleNamespace):
+    """An array namespace object that compares and hashes by identity, as a module does, so that
+    objectives built on it can key a compile cache."""
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+
+def namespace_with(namespace: Any, **replacements: Any) -> FastNamespace:
     """A copy of an array namespace with some functions replaced by faster equivalents.
 
     A backend binds the few functions a training step calls on every step
@@ -55,7 +63,7 @@ def namespace_with(namespace: Any, **replacements: Any) -> SimpleNamespace:
     """
     members = {name: getattr(namespace, name) for name in dir(namespace) if not name.startswith("__")}
     members.update(replacements)
-    return SimpleNamespace(**members)
+    return FastNamespace(**members)
 
 
 @dataclass(frozen=True)

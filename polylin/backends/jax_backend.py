@@ -43,6 +43,13 @@ def _cached(key: Hashable, build: Callable[[], Any]) -> Any:
     return found
 
 
+def _function_key(f: Callable[..., Any]) -> Hashable:
+    """A cache key under which equal functions meet: a bound method by its object's value (Python
+    compares bound methods by their object's identity), anything else as itself."""
+    owner = getattr(f, "__self__", None)
+    return f if owner is None else (owner, f.__func__)  # type: ignore[attr-defined]
+
+
 @functools.cache
 def _namespace() -> Any:
     """``jax.numpy`` with ``take`` in ``mode="clip"``: the rows come from a permutation, always in
@@ -102,7 +109,7 @@ class JaxBackend(Backend):
 
     def gradient(self, f: LossFn) -> TreeFn:
         jax = self._jax
-        return _cached(("gradient", f), lambda: jax.jit(jax.grad(f)))  # type: ignore[no-any-return]
+        return _cached(("gradient", _function_key(f)), lambda: jax.jit(jax.grad(f)))  # type: ignore[no-any-return]
 
     def update(self, params: Params, grads: Params, lr: float) -> Params:
         w, b = params
@@ -111,7 +118,7 @@ class JaxBackend(Backend):
 
     def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
         build = self._fused_epoch if self.fused_epoch else self._stepwise_epoch
-        compiled = _cached(("epoch", step, loss, layout, self), lambda: build(step, loss, layout))
+        compiled = _cached(("epoch", step, _function_key(loss), layout, self), lambda: build(step, loss, layout))
         return lambda params, order: compiled(params, X, y, order)  # type: ignore[no-any-return]
 
     def _fused_epoch(self, step: StepFn, loss: LossFn, layout: BatchLayout) -> Callable[..., Any]:

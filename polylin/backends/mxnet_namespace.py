@@ -16,14 +16,14 @@ shape ``(1,)``, which every caller in polylin accepts (``float()`` of it, or
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
 from typing import Any
 
+from polylin.backends.base import FastNamespace
 from polylin.types import Array
 
 
 @functools.cache
-def nd_namespace(nd: Any) -> SimpleNamespace:
+def nd_namespace(nd: Any) -> FastNamespace:
     """The namespace over the module ``mxnet.nd`` (one object, made once)."""
 
     def matmul(a: Array, b: Array, /) -> Array:
@@ -57,7 +57,7 @@ def nd_namespace(nd: Any) -> SimpleNamespace:
     def asarray(obj: Any, /, *, dtype: Any = None) -> Array:
         return nd.array(obj, dtype=dtype)
 
-    return SimpleNamespace(
+    return FastNamespace(
         __name__="polylin.backends.mxnet_namespace (mxnet.nd)",
         matmul=matmul,
         sum=sum_,
