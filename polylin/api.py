@@ -218,8 +218,8 @@ def _true_weights(true_w: Any, d: int) -> np.ndarray:
     weights = weight_vector(true_w, "true_w")
     if weights.shape != (d,):
         raise ValueError(
-            f"true_w has {weights.shape[0]} weights; X has {d} features: pass one true weight per "
-            "feature, or leave true_w out."
+            f"true_w has shape {weights.shape}; X has {d} features: pass one true weight per feature "
+            "(shape (d,) or a column (d, 1)), or leave true_w out."
         )
     return weights
 
