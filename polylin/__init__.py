@@ -32,12 +32,11 @@ from polylin.errors import (
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from polylin.api import fit
     from polylin.backends import KNOWN_BACKENDS, available_backends, get_backend
-    from polylin.checkpoint import load
     from polylin.data import BOOK_TRUE_B, BOOK_TRUE_W, minibatches, synthetic_data
     from polylin.estimator import SGDLinearRegressor as SGDLinearRegressor
     from polylin.losses import LOSSES
     from polylin.report import compare as compare
-    from polylin.result import FitResult
+    from polylin.result import FitResult, load
 
 #: Public name → the module that defines it, imported on first access.
 _LAZY_ATTRIBUTES = {
@@ -45,7 +44,7 @@ _LAZY_ATTRIBUTES = {
     "KNOWN_BACKENDS": "polylin.backends",
     "available_backends": "polylin.backends",
     "get_backend": "polylin.backends",
-    "load": "polylin.checkpoint",
+    "load": "polylin.result",
     "BOOK_TRUE_B": "polylin.data",
     "BOOK_TRUE_W": "polylin.data",
     "minibatches": "polylin.data",

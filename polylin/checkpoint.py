@@ -30,7 +30,6 @@ import numpy as np
 
 from polylin._version import __version__
 from polylin.errors import CheckpointError
-from polylin.result import FitResult
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,66 +41,33 @@ FORMAT = "polylin-checkpoint"
 FORMAT_VERSION = 1
 
 
-# -- saving -------------------------------------------------------------------
-def save(result: FitResult, path: str | os.PathLike[str]) -> Path:
-    """Write ``result`` to ``path`` atomically and return the path.
+# -- writing ------------------------------------------------------------------
+def write(
+    path: str | os.PathLike[str], metadata: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> Path:
+    """Write ``arrays`` and the JSON ``metadata`` (format name and version added) to ``path``
+    atomically, and return the path.
 
-    The path is used as given (no suffix is added); ``.npz`` is the
-    conventional one. An existing file is replaced only once the new one is
-    complete on disk.
+    The path is used as given (no suffix is added); ``.npz`` is the conventional
+    one. An existing file is replaced only once the new one is complete on disk.
     """
+    import json
     import pathlib
 
-    if not isinstance(result, FitResult):
-        raise TypeError(f"save() takes a FitResult; got {type(result).__name__}.")
     target = pathlib.Path(os.fspath(path))
     if target.is_dir():
         raise IsADirectoryError(f"path={str(target)!r} is a directory; pass a file name such as 'fit.npz'.")
-    arrays = _arrays(result)
-    _atomic_write(target, lambda stream: np.savez(stream, **arrays))
-    return target
-
-
-def _arrays(result: FitResult) -> dict[str, np.ndarray]:
-    import datetime
-    import json
-    import platform
-
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "polylin_version": __version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "backend": result.backend,
-        "backend_version": result.backend_version,
-        "device": result.device,
-        "dtype": result.dtype,
-        "config": result.config,
-        "diverged_at": None if result.diverged_at is None else [int(v) for v in result.diverged_at],
-        "interrupted": bool(result.interrupted),
-    }
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     try:
-        text = json.dumps(metadata, allow_nan=False, default=_json_value, sort_keys=True)
+        text = json.dumps(header, allow_nan=False, default=_json_value, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
             f"This result cannot be saved: its configuration is not plain data ({exc}); "
             "keep only numbers, strings, booleans, lists and dicts in result.config."
         ) from exc
-    arrays = {
-        "w": np.asarray(result.w),
-        "b": np.asarray([result.b], dtype=np.float64),
-        "losses": np.asarray(result.losses, dtype=np.float64),
-        "epoch_times": np.asarray(result.epoch_times, dtype=np.float64),
-        "initial_loss": np.asarray(result.initial_loss, dtype=np.float64),
-        "metadata": np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
-    }
-    if result.true_w is not None:
-        arrays["true_w"] = np.asarray(result.true_w, dtype=np.float64)
-    if result.true_b is not None:
-        arrays["true_b"] = np.asarray(result.true_b, dtype=np.float64)
-    return arrays
+    entries = {**arrays, "metadata": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    _atomic_write(target, lambda stream: np.savez(stream, **entries))
+    return target
 
 
 def _json_value(value: Any) -> Any:
@@ -149,8 +115,8 @@ def _fsync_directory(directory: Path) -> None:
 
 
 # -- loading ------------------------------------------------------------------
-def load(path: str | os.PathLike[str]) -> FitResult:
-    """Read a checkpoint written by :func:`save` (or :meth:`FitResult.save`).
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a checkpoint written by :func:`write`: its metadata, checked, and its arrays.
 
     Raises :class:`FileNotFoundError` for a missing file and
     :class:`~polylin.errors.CheckpointError` for a file that is not a
@@ -176,10 +142,10 @@ def load(path: str | os.PathLike[str]) -> FitResult:
             f"{str(target)!r} cannot be read as a polylin checkpoint ({type(exc).__name__}: {exc}); "
             "it is damaged or not a checkpoint. Save the result again, or use another checkpoint."
         ) from exc
-    return _result_from(arrays, str(target))
+    return _metadata(arrays, str(target)), arrays
 
 
-def _result_from(arrays: Mapping[str, np.ndarray], where: str) -> FitResult:
+def _metadata(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, Any]:
     import json
 
     try:
@@ -194,26 +160,4 @@ def _result_from(arrays: Mapping[str, np.ndarray], where: str) -> FitResult:
             f"{where!r} has checkpoint format version {version!r}, newer than this polylin "
             f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade polylin to load it."
         )
-    missing = [name for name in ("w", "b", "losses", "epoch_times", "initial_loss") if name not in arrays]
-    if missing:
-        raise CheckpointError(f"{where!r} lacks the entries {missing}; it is damaged.")
-    try:
-        diverged = metadata["diverged_at"]
-        return FitResult(
-            w=arrays["w"],
-            b=float(arrays["b"][0]),
-            losses=arrays["losses"],
-            initial_loss=float(arrays["initial_loss"]),
-            epoch_times=arrays["epoch_times"],
-            backend=str(metadata["backend"]),
-            backend_version=str(metadata["backend_version"]),
-            device=str(metadata["device"]),
-            dtype=str(metadata["dtype"]),
-            config=dict(metadata["config"]),
-            true_w=arrays.get("true_w"),
-            true_b=float(arrays["true_b"]) if "true_b" in arrays else None,
-            diverged_at=None if diverged is None else (int(diverged[0]), int(diverged[1])),
-            interrupted=bool(metadata["interrupted"]),
-        )
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{where!r} has incomplete metadata ({exc!r}); it is damaged.") from None
+    return metadata

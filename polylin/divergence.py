@@ -26,7 +26,7 @@ SCAN_BUDGET = 1 << 27
 Host = tuple[np.ndarray, np.ndarray]
 
 
-class _Found(Exception):
+class _FoundError(Exception):
     def __init__(self, step: int) -> None:
         self.step = step
 
@@ -59,16 +59,16 @@ def locate_divergence(
             count += first - 1
             current = host_copy(backend, params)
             if not (np.isfinite(current[0]).all() and np.isfinite(current[1]).all()):
-                raise _Found(count)
+                raise _FoundError(count)
             if count % check_every == 0 or count == last:
                 if not math.isfinite(float(backend.to_numpy(objective.mean(params, X, y)))):
-                    raise _Found(count)
+                    raise _FoundError(count)
                 good[0] = (count, current)
 
         params = backend.parameters(*host, trainable=step.grad == "autodiff")
         try:
             run_steps(step, params, X, y, order, bounds[first - 1 : last], watch)
-        except _Found as found:
+        except _FoundError as found:
             return found.step, *good[0]
         return None, *good[0]
 

@@ -11,7 +11,7 @@ broadcast to ``(n, n)`` (the bug behind the book's "why reshape?" exercise).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from polylin.losses import Loss
 from polylin.types import Array, Namespace, Params
@@ -31,7 +31,7 @@ class Objective:
 
     xp: Namespace
     loss: Loss
-    fit_intercept: bool = True
+    fit_intercept: bool = field(default=True, kw_only=True)
 
     def predict(self, params: Params, X: Array) -> Array:
         """``ŷ = X w + b``, shape ``(m,)``."""

@@ -107,10 +107,38 @@ class FitResult:
             raise ValueError(f"X has shape {shape}; this model expects (n, {self.w.shape[0]}).")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write this result to ``path`` (a ``.npz`` file; see :func:`polylin.checkpoint.save`)."""
-        from polylin.checkpoint import save
+        """Write this result to ``path`` atomically, as a ``.npz`` file (see :mod:`polylin.checkpoint`)."""
+        import datetime
+        import platform
 
-        return save(self, path)
+        from polylin import checkpoint
+        from polylin._version import __version__
+
+        metadata = {
+            "polylin_version": __version__,
+            "numpy_version": np.__version__,
+            "python_version": platform.python_version(),
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "backend": self.backend,
+            "backend_version": self.backend_version,
+            "device": self.device,
+            "dtype": self.dtype,
+            "config": self.config,
+            "diverged_at": None if self.diverged_at is None else [int(v) for v in self.diverged_at],
+            "interrupted": bool(self.interrupted),
+        }
+        arrays = {
+            "w": np.asarray(self.w),
+            "b": np.asarray([self.b], dtype=np.float64),
+            "losses": np.asarray(self.losses, dtype=np.float64),
+            "epoch_times": np.asarray(self.epoch_times, dtype=np.float64),
+            "initial_loss": np.asarray(self.initial_loss, dtype=np.float64),
+        }
+        if self.true_w is not None:
+            arrays["true_w"] = np.asarray(self.true_w, dtype=np.float64)
+        if self.true_b is not None:
+            arrays["true_b"] = np.asarray(self.true_b, dtype=np.float64)
+        return checkpoint.write(path, metadata, arrays)
 
     def summary(self) -> str:
         """The book's closing lines: the error in estimating w and b."""
@@ -122,3 +150,40 @@ class FitResult:
             lines.append(f"w: {self.w}")
             lines.append(f"b: {self.b}")
         return "\n".join(lines)
+
+
+def load(path: str | os.PathLike[str]) -> FitResult:
+    """Read a result saved with :meth:`FitResult.save`.
+
+    Raises :class:`FileNotFoundError` for a missing file and
+    :class:`~polylin.errors.CheckpointError` for a file that is not a complete
+    polylin checkpoint. Nothing is unpickled.
+    """
+    from polylin.checkpoint import read
+    from polylin.errors import CheckpointError
+
+    metadata, arrays = read(path)
+    where = os.fspath(path)
+    missing = [name for name in ("w", "b", "losses", "epoch_times", "initial_loss") if name not in arrays]
+    if missing:
+        raise CheckpointError(f"{where!r} lacks the entries {missing}; it is damaged.")
+    try:
+        diverged = metadata["diverged_at"]
+        return FitResult(
+            w=arrays["w"],
+            b=float(arrays["b"][0]),
+            losses=arrays["losses"],
+            initial_loss=float(arrays["initial_loss"]),
+            epoch_times=arrays["epoch_times"],
+            backend=str(metadata["backend"]),
+            backend_version=str(metadata["backend_version"]),
+            device=str(metadata["device"]),
+            dtype=str(metadata["dtype"]),
+            config=dict(metadata["config"]),
+            true_w=arrays.get("true_w"),
+            true_b=float(arrays["true_b"]) if "true_b" in arrays else None,
+            diverged_at=None if diverged is None else (int(diverged[0]), int(diverged[1])),
+            interrupted=bool(metadata["interrupted"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where!r} has incomplete metadata ({exc!r}); it is damaged.") from None

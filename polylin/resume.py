@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from polylin.checkpoint import load
 from polylin.errors import CheckpointError
-from polylin.result import FitResult
+from polylin.result import FitResult, load
 
 #: Configuration entries a resumed fit must share with its checkpoint: together
 #: with the dtype they fix the trajectory, batch order included.

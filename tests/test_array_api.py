@@ -319,7 +319,11 @@ def test_strict_catches_nothing_non_standard_in_the_objective() -> None:
         for loss in LOSSES.values():
             numpy_objective, strict_objective = Objective(np_be.xp, loss), Objective(strict_be.xp, loss)
             expected = numpy_objective.mean((w, b), X, y), numpy_objective.gradient((w, b), X, y)
-            strict_args = (strict_be.asarray(w), strict_be.asarray(b)), strict_be.asarray(X), strict_be.asarray(y)
+            strict_args = (
+                (strict_be.asarray(w), strict_be.asarray(b)),
+                strict_be.asarray(X),
+                strict_be.asarray(y),
+            )
             got = strict_objective.mean(*strict_args), strict_objective.gradient(*strict_args)
             np.testing.assert_allclose(float(got[0]), float(expected[0]), rtol=1e-13)
             for g, e in zip(got[1], expected[1], strict=True):

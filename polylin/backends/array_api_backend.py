@@ -428,7 +428,10 @@ class ArrayApiBackend(NoAutodiff):
         def run_epoch(params: Params, order: Array) -> tuple[Params, Array]:
             # The steps run on NumPy copies of the parameters and of each block; ``self.xp``
             # follows its arguments, so the same step code serves both.
-            current = tuple(np.array(host_array(p), dtype=np_dtype) for p in params)
+            current: Params = (
+                np.array(host_array(params[0]), dtype=np_dtype),
+                np.array(host_array(params[1]), dtype=np_dtype),
+            )
             order_host = host_array(order)
             for lo, hi in blocks:
                 index = self.asarray(order_host[lo:hi])
@@ -437,7 +440,7 @@ class ArrayApiBackend(NoAutodiff):
                 local = np.arange(hi - lo)
                 current = run_steps(
                     step, current, X_block, y_block, local, batch_bounds(hi - lo, layout.batch_size)
-                )  # type: ignore[arg-type]
+                )
             params = self.asarray(current[0]), self.asarray(current[1])
             return params, loss(params, X, y)
 

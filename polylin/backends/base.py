@@ -51,7 +51,7 @@ class FastNamespace(SimpleNamespace):
     objectives built on it can key a compile cache."""
 
     __eq__ = object.__eq__
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
 
 def namespace_with(namespace: Any, **replacements: Any) -> FastNamespace:

@@ -118,7 +118,9 @@ class JaxBackend(Backend):
 
     def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
         build = self._fused_epoch if self.fused_epoch else self._stepwise_epoch
-        compiled = _cached(("epoch", step, _function_key(loss), layout, self), lambda: build(step, loss, layout))
+        compiled = _cached(
+            ("epoch", step, _function_key(loss), layout, self), lambda: build(step, loss, layout)
+        )
         return lambda params, order: compiled(params, X, y, order)  # type: ignore[no-any-return]
 
     def _fused_epoch(self, step: StepFn, loss: LossFn, layout: BatchLayout) -> Callable[..., Any]:
@@ -136,7 +138,7 @@ class JaxBackend(Backend):
                 params = step(params, X, y, order[covered:])
             return params, loss(params, X, y)
 
-        return jax.jit(one_epoch, donate_argnums=0)
+        return jax.jit(one_epoch, donate_argnums=0)  # type: ignore[no-any-return]
 
     def _stepwise_epoch(self, step: StepFn, loss: LossFn, layout: BatchLayout) -> Callable[..., Any]:
         """One jitted call per minibatch, each cutting its batch from the device-resident order

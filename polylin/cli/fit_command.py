@@ -28,7 +28,7 @@ import numpy as np
 from polylin._version import __version__
 from polylin.api import DIVERGENCE_POLICIES, fit
 from polylin.backends import KNOWN_BACKENDS, available_backends
-from polylin.checkpoint import load
+from polylin.result import load
 from polylin.cli.data_files import DataSet, read_data
 from polylin.cli.progress import EpochProgress, wanted
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W
