@@ -112,14 +112,15 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         ``"array-api"``.
     lr : float or "auto", default="auto"
         Learning rate (constant through the fit). ``"auto"`` derives it from
-        the training data: ``min(1/λ_max, batch/(100·tr H))``, where
+        the training data: ``min(1/λ_max, B/(100·tr H·(n−B)/(n−1)))``, where
         ``H = X̃ᵀX̃/n`` is the Hessian of the squared loss (``X̃``: X with a
         column of ones for the intercept), ``λ_max`` its largest eigenvalue
         (estimated by :func:`polylin.stability.largest_curvature`) and
-        ``tr H`` the mean squared norm of a row. ``1/λ_max`` is half the
-        gradient-descent stability bound; ``batch/(100·tr H)`` keeps the
-        jitter that a constant learning rate leaves around the minimum near
-        0.5 % of the loss. The value is rounded down to two significant
+        ``tr H`` the mean squared norm of a row, ``B`` the batch size.
+        ``1/λ_max`` is half the gradient-descent stability bound; the second
+        term keeps the jitter that a constant learning rate leaves around the
+        minimum near 0.5 % of the loss (it is infinite for full batches,
+        which have no noise). The value is rounded down to two significant
         digits and stored in ``lr_``. The book's value is ``lr=0.03``.
     batch_size : int, default=32
         Examples per minibatch. A batch never holds more than the ``n``
@@ -558,14 +559,16 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return self.lr  # type: ignore[return-value]
 
     def _auto_lr(self, data: _TrainingData, stats: _RowStatistics) -> float:
-        """``min(1/λ_max, batch / (AUTO_LR_NOISE_FACTOR · tr H))``, rounded down to 2 significant digits.
+        """``min(1/λ_max, B / (100 · tr H · (n−B)/(n−1)))``, rounded down to 2 significant digits.
 
-        ``H = X̃ᵀX̃/n``. Below ``2/λ_max`` full-batch descent is stable; half of
-        it leaves room for the minibatches' own curvature. With a constant
-        rate ``η`` and batch ``B``, SGD ends up jittering around the minimum,
-        adding about ``η·tr H/(2B)`` of the minimum's loss to it (the gradient
-        noise of a batch has covariance ``≈ σ²H/B``); ``η = B/(100·tr H)``
-        keeps that near 0.5 %.
+        ``H = X̃ᵀX̃/n``, ``B`` the batch size. Below ``2/λ_max`` full-batch
+        descent is stable; half of it leaves room for the minibatches' own
+        curvature. With a constant rate ``η``, SGD ends up jittering around
+        the minimum, adding about ``η·tr H/(2B)·(n−B)/(n−1)`` of the minimum's
+        loss to it (a batch's gradient noise has covariance ``≈ σ²H/B``, less
+        the finite-population share of batches drawn without replacement); the
+        second bound keeps that near 0.5 %. Full batches have no noise, and get
+        ``1/λ_max``.
         """
         rows = data.rows(data.X)
         try:
@@ -573,9 +576,12 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         except ValueError as exc:  # no rows or no features
             raise ValueError(f"lr='auto' cannot be derived: {exc}") from exc
         trace = stats.trace
-        batch = self._batch_size(data.n_examples)
+        n, batch = data.n_examples, self._batch_size(data.n_examples)
         stable = math.inf if curvature == 0.0 else 1.0 / curvature
-        quiet = math.inf if trace == 0.0 else batch / (AUTO_LR_NOISE_FACTOR * trace)
+        # Batches drawn without replacement: their noise shrinks by (n - B)/(n - 1), to 0 at B = n.
+        without_replacement = 0.0 if n == 1 else (n - batch) / (n - 1)
+        noise = AUTO_LR_NOISE_FACTOR * trace * without_replacement
+        quiet = math.inf if noise == 0.0 else batch / noise
         lr = min(stable, quiet)
         if math.isinf(lr):  # all-zero X through the origin: nothing to learn, any rate will do
             return _NO_SCALE_LR
