@@ -272,13 +272,13 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         train, validation = self._validation_split(data, seed, schedule)
         stats = _row_statistics(train.rows(train.X), fit_intercept=bool(self.fit_intercept))
         lr = self._learning_rate(train, stats)
-        result, converged, scores = self._train(train, validation, seed, lr, schedule)
+        result, stopped, scores = self._train(train, validation, seed, lr, schedule)
         self._store(result, train, seed, lr)
         steps = _steps_per_epoch(train.n_examples, self.batch_size_)
         self.t_ = self.n_iter_ * steps
         self.validation_scores_ = scores
-        if schedule.tol is not None and not result.interrupted:
-            self._warn_if_not_converged(result, schedule, scores, converged, stats, steps)
+        if schedule.tol is not None and stopped != "interrupted":
+            self._warn_if_not_converged(result, schedule, scores, stopped == "tol", stats, steps)
         return self
 
     def partial_fit(self, X: Any, y: Any) -> SGDLinearRegressor:
@@ -327,10 +327,14 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         seed: int,
         lr: float,
         schedule: _Schedule,
-    ) -> tuple[FitResult, bool, list[float] | None]:
-        """Epochs until the stopping rule fires: (the last result, whether it fired, validation R²s)."""
+    ) -> tuple[FitResult, str, list[float] | None]:
+        """Epochs until the stopping rule fires: (the last result, why it stopped, validation R²s).
+
+        Why: ``"tol"`` (the rule fired), ``"max_iter"`` or ``"interrupted"`` (Ctrl-C).
+        """
         if schedule.tol is None and validation is None:  # a fixed number of epochs: one polylin.fit
-            return self._polylin_fit(train, epochs=schedule.max_iter, seed=seed, lr=lr), False, None
+            whole = self._polylin_fit(train, epochs=schedule.max_iter, seed=seed, lr=lr)
+            return whole, "interrupted" if whole.interrupted else "max_iter", None
         scores: list[float] | None = None if validation is None else []
         stop = _NoImprovement(schedule.tol, schedule.n_iter_no_change, higher_is_better=scores is not None)
         result: FitResult | None = None
@@ -340,14 +344,14 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                     train, epochs=epoch, seed=seed, lr=lr, warm_start=result, check_stability=epoch == 1
                 )
                 if result.interrupted:  # Ctrl-C inside the epoch: polylin.fit has warned
-                    return result, False, scores
+                    return result, "interrupted", scores
                 if scores is not None and validation is not None:
                     scores.append(_r2(validation, result))
                     value = scores[-1]
                 else:
                     value = float(result.losses[-1])
                 if stop.update(value):
-                    return result, True, scores
+                    return result, "tol", scores
         except KeyboardInterrupt:  # Ctrl-C between two epochs
             if result is None:
                 raise
@@ -357,9 +361,9 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                 TrainingInterruptedWarning,
                 stacklevel=3,
             )
-            return result, False, scores
+            return result, "interrupted", scores
         assert result is not None  # max_iter >= 1
-        return result, False, scores
+        return result, "max_iter", scores
 
     def _warn_if_not_converged(
         self,
