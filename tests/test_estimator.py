@@ -26,6 +26,8 @@ from polylin.tolerances import tolerance_for
 from polylin.training import train
 
 BACKENDS = backend_params()
+#: polylin.fit's defaults (the book's): 3 epochs at lr 0.03 in batches of 10.
+BOOK_SETUP: dict[str, Any] = {"lr": 0.03, "batch_size": 10, "max_iter": 3, "tol": None}
 # The Array API checks need SCIPY_ARRAY_API=1 before scipy is imported; they run in
 # a fresh interpreter in test_sklearn_array_api_check below.
 ARRAY_API_CHECKS = ("check_array_api_input",)
@@ -136,7 +138,8 @@ def book_data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_is_polylin_fit(backend: str, book_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = book_data
-    model = SGDLinearRegressor(backend=backend, random_state=5).fit(X, y)
+    # The book's setup spelt out: the estimator's defaults are lr="auto", batch 32, max_iter/tol.
+    model = SGDLinearRegressor(backend=backend, random_state=5, **BOOK_SETUP).fit(X, y)
     result = polylin.fit(X, y, backend=backend, seed=5)
     np.testing.assert_array_equal(model.coef_, result.w)
     assert float(model.intercept_) == np.float32(result.b)
@@ -156,7 +159,7 @@ def test_partial_fit_continues_with_the_next_epochs_order(
     for k in range(1, 4):
         stepwise.partial_fit(X, y)
         assert stepwise.n_iter_ == k and len(stepwise.loss_curve_) == k
-    whole = SGDLinearRegressor(backend=backend, random_state=1, epochs=3).fit(X, y)
+    whole = SGDLinearRegressor(backend=backend, random_state=1, max_iter=3, tol=None).fit(X, y)
     tol = tolerance_for("float32")
     # Bitwise on a backend whose epoch is deterministic; JAX may fuse differently per call.
     assert tol.params_close(stepwise.coef_, whole.coef_)
@@ -168,7 +171,7 @@ def test_partial_fit_continues_with_the_next_epochs_order(
 def test_partial_fit_on_new_chunks_continues_from_the_current_parameters() -> None:
     X1, y1 = polylin.synthetic_data(n=400, seed=1, dtype="float64")
     X2, y2 = polylin.synthetic_data(n=300, seed=2, dtype="float64")
-    model = SGDLinearRegressor(backend="numpy", random_state=7).partial_fit(X1, y1)
+    model = SGDLinearRegressor(backend="numpy", random_state=7, lr=0.03, batch_size=10).partial_fit(X1, y1)
     after_first = (np.array(model.coef_), np.array([float(model.intercept_)]))
     model.partial_fit(X2, y2)
     # The same epoch by hand: the shared loop from the first call's parameters, epoch index 1.
@@ -200,7 +203,9 @@ def test_pipeline_with_standard_scaler(backend: str) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(loc=[50.0, -20.0, 3.0], scale=[10.0, 0.5, 4.0], size=(400, 3))
     y = X @ np.array([0.3, 4.0, -1.0]) + 2.0 + rng.normal(0, 0.01, 400)
-    pipe = make_pipeline(StandardScaler(), SGDLinearRegressor(backend=backend, epochs=20, random_state=0))
+    pipe = make_pipeline(
+        StandardScaler(), SGDLinearRegressor(backend=backend, max_iter=20, tol=None, random_state=0)
+    )
     pipe.fit(X, y)
     assert pipe.score(X, y) > 0.999
     scaler, model = pipe[0], pipe[-1]
@@ -212,7 +217,7 @@ def test_pipeline_with_standard_scaler(backend: str) -> None:
 def test_grid_search(backend: str, book_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = book_data
     search = GridSearchCV(
-        SGDLinearRegressor(backend=backend, random_state=0),
+        SGDLinearRegressor(backend=backend, random_state=0, max_iter=3, tol=None),
         {"lr": [0.0003, 0.03], "batch_size": [10, 50]},
         cv=3,
     )
@@ -226,7 +231,7 @@ def test_grid_search(backend: str, book_data: tuple[np.ndarray, np.ndarray]) -> 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_clone_copies_parameters_not_the_fit(backend: str, book_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = book_data
-    model = SGDLinearRegressor(backend=backend, lr=0.02, epochs=2, random_state=3).fit(X, y)
+    model = SGDLinearRegressor(backend=backend, lr=0.02, max_iter=2, tol=None, random_state=3).fit(X, y)
     twin = clone(model)
     assert twin.get_params() == model.get_params()
     assert not hasattr(twin, "coef_")
@@ -243,8 +248,9 @@ def test_ohms_law_through_the_origin(backend: str) -> None:
     resistance = 4.7  # ohms
     voltage = resistance * current[:, 0] + rng.normal(0.0, 0.05, 200)
     model = SGDLinearRegressor(
-        backend=backend, fit_intercept=False, lr=0.01, epochs=30, dtype="float64", random_state=0
-    ).fit(current, voltage)
+        backend=backend, fit_intercept=False, lr=0.01, batch_size=10, max_iter=30, tol=None,
+        dtype="float64", random_state=0,
+    ).fit(current, voltage)  # fmt: skip
     assert float(model.intercept_) == 0.0
     assert abs(float(model.coef_[0]) - resistance) < 0.01
     np.testing.assert_allclose(model.predict(np.array([[0.0], [2.0]])), [0.0, 2.0 * float(model.coef_[0])])
@@ -274,7 +280,7 @@ def test_not_fitted_before_fit() -> None:
 
 def test_batch_size_larger_than_n_is_full_batch() -> None:
     X, y = polylin.synthetic_data(n=7)
-    model = SGDLinearRegressor(batch_size=100, random_state=0).fit(X, y)
+    model = SGDLinearRegressor(**{**BOOK_SETUP, "batch_size": 100}, random_state=0).fit(X, y)
     assert model.batch_size_ == 7
     reference = polylin.fit(X, y, batch_size=7, seed=0)
     np.testing.assert_array_equal(model.coef_, reference.w)
@@ -287,7 +293,7 @@ def test_batch_size_larger_than_n_is_full_batch() -> None:
 def test_dtype_follows_x_unless_given(data_dtype: str, param: str | None, expected: type) -> None:
     X, y = polylin.synthetic_data(n=60, dtype="float64")
     X = (X * 10).astype(data_dtype)
-    model = SGDLinearRegressor(dtype=param, lr=0.001, random_state=0).fit(X, y)
+    model = SGDLinearRegressor(dtype=param, lr=0.001, max_iter=3, tol=None, random_state=0).fit(X, y)
     assert model.coef_.dtype == expected
     assert model.predict(X).dtype == expected
     assert model.fit_result_.dtype == np.dtype(expected).name
@@ -299,7 +305,7 @@ def test_random_state_int_is_deterministic_none_is_not() -> None:
     b = SGDLinearRegressor(random_state=11).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
     assert a.seed_ == 11
-    seeds = {SGDLinearRegressor(epochs=1).fit(X, y).seed_ for _ in range(3)}
+    seeds = {SGDLinearRegressor(max_iter=1, tol=None).fit(X, y).seed_ for _ in range(3)}
     assert len(seeds) == 3
     state = np.random.RandomState(0)
     assert SGDLinearRegressor(random_state=state).fit(X, y).seed_ == np.random.RandomState(0).randint(
@@ -309,7 +315,7 @@ def test_random_state_int_is_deterministic_none_is_not() -> None:
 
 def test_loss_curve_is_the_epoch_history() -> None:
     X, y = polylin.synthetic_data()
-    model = SGDLinearRegressor(epochs=5, random_state=0).fit(X, y)
+    model = SGDLinearRegressor(max_iter=5, tol=None, random_state=0).fit(X, y)
     assert len(model.loss_curve_) == model.n_iter_ == 5
     assert model.loss_curve_[-1] < model.loss_curve_[0] < model.fit_result_.initial_loss
 
