@@ -50,11 +50,6 @@ class DataSet:
     target_name: str
     path: str
 
-    def describe(self) -> str:
-        return (
-            f"{self.path}: {self.X.shape[0]} examples, features {list(self.feature_names)}, "
-            f"target {self.target_name!r}"
-        )
 
 
 def read_data(

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -210,7 +210,3 @@ def time_polylin(
             break
     return timing
 
-
-def median_of(values: Sequence[float]) -> float:
-    """The median, or NaN for no values."""
-    return statistics.median(values) if values else float("nan")
