@@ -51,7 +51,6 @@ class DataSet:
     path: str
 
 
-
 def read_data(
     path: str | os.PathLike[str], target: str | None = None, features: str | None = None
 ) -> DataSet:

@@ -46,7 +46,9 @@ def require(*modules: str, needed_for: str) -> None:
     extras = sorted({OPTIONAL_PACKAGES[m][1] for m in missing if m in OPTIONAL_PACKAGES})
     install = f"pip install 'polylin[{','.join(extras)}]'" if extras else "pip install " + " ".join(names)
     verb = "is" if len(names) == 1 else "are"
-    raise ImportError(f"{needed_for} needs {' and '.join(names)}, which {verb} not installed; install with: {install}")
+    raise ImportError(
+        f"{needed_for} needs {' and '.join(names)}, which {verb} not installed; install with: {install}"
+    )
 
 
 def new_table(columns: Sequence[str]) -> Table:
