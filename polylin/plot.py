@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from polylin.experiments._common import Trace
     from polylin.result import FitResult
 
 FORMATS = (".png", ".svg")
@@ -31,6 +30,20 @@ BACKEND_COLOURS = {
     "mxnet": "#9467bd",
     "array-api": "#ff7f0e",
 }
+
+
+class LossTrace(Protocol):
+    """What :func:`trace_figure` draws: the full-data loss at some step counts of one run.
+
+    ``steps`` and ``losses`` are equal-length arrays (the losses all finite);
+    ``diverged_at`` is the step after which the run was non-finite, or ``None``.
+    """
+
+    label: str
+    steps: np.ndarray
+    losses: np.ndarray
+    steps_per_epoch: int
+    diverged_at: int | None
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -231,7 +244,7 @@ def loss_curves(results: Any, *, title: str | None = None, log: bool = True) -> 
 
 
 def trace_figure(
-    traces: Sequence[Trace],
+    traces: Sequence[LossTrace],
     *,
     title: str,
     floor: float | None = None,
@@ -239,7 +252,7 @@ def trace_figure(
     ax: Axes | None = None,
     ylim: tuple[float, float] | None = None,
 ) -> Figure:
-    """Step-by-step loss traces (from :mod:`polylin.experiments`) against epochs, on a log scale.
+    """Step-by-step loss traces against epochs, on a log scale (any objects with :class:`LossTrace`'s fields).
 
     A diverged trace is drawn up to its last finite loss; the axis is not
     stretched to fit it, and a cross at the top marks where it diverged.

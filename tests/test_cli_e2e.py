@@ -198,7 +198,7 @@ def test_bad_data_and_options_are_one_line_errors(installed: Installed, workdir:
     np.savez(workdir / "other.npz", a=np.zeros((3, 2)), b=np.zeros(3))
     cases = [
         (("fit", "--data", "missing.csv"), ("missing.csv", "no such file")),
-        (("fit", "--data", "bad.csv"), ("row 3", "'y'", "'oops'")),
+        (("fit", "--data", "bad.csv"), ("line 3", "'y'", "'oops'")),
         (("fit", "--data", "data.csv", "--target", "z"), ("--target 'z'", "columns: x, y")),
         (("fit", "--data", "other.npz"), ("['a', 'b']", "--features KEY")),
         (("fit", "--data", "data.csv", "--batch-size", "10"), ("batch_size=10", "3 examples")),

@@ -16,7 +16,7 @@ from polylin.report import compare, load_partials, merge, write_report
 from polylin.report import runner as report_runner
 from polylin.report.measure import current_rss_bytes, peak_rss_bytes, summarize, time_synchronized
 from polylin.report.quality import half_mse, least_squares, parity, quality, r_squared
-from polylin.report.render_json import to_json
+from polylin.report.render import to_json
 from polylin.report.runner import check_backends, measure_variants
 from polylin.report.workloads import WORKLOADS, fingerprint, get_workload, make_data, training_plan
 

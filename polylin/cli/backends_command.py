@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from polylin.backends import BACKENDS, backend_class, get_backend
 from polylin.cli.fit_command import quietly_closed
+from polylin.cli.output import print_table, require, table_of
 from polylin.errors import BackendNotInstalledError, DeviceNotAvailableError
 
 #: Array API libraries the array-api backend is tried on, by import name.
@@ -112,19 +113,21 @@ def report(name: str) -> BackendReport:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.json:
+        require("rich", needed_for="the table of polylin backends (or pass --json)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # frameworks warn about themselves on import
         reports = [report(name) for name in BACKENDS]
     if args.json:
         print(json.dumps([asdict(r) for r in reports], indent=2))
-        return 0
-    print(table(reports))
+    else:
+        print_reports(reports)
     return 0
 
 
-def table(reports: list[BackendReport]) -> str:
-    """The reports as text: one row per backend, then why each missing one is missing."""
-    rows = [("backend", "status", "version", "devices")]
+def print_reports(reports: list[BackendReport]) -> None:
+    """One row per backend; then the Array API libraries found, and why each missing backend is missing."""
+    rows = []
     for r in reports:
         if not r.installed:
             rows.append((r.name, "not installed", "-", "-"))
@@ -132,22 +135,17 @@ def table(reports: list[BackendReport]) -> str:
             rows.append((r.name, "installed", r.version or "", "those of the library it runs on (below)"))
         else:
             rows.append((r.name, "installed", r.version or "", ", ".join(r.devices) or "none"))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]]) for row in rows]
+    print_table(table_of(("backend", "status", "version", "devices"), rows))
     for r in reports:
         if r.namespaces:
-            lines.append("")
-            lines.append(f"{r.name} runs on any Array API library; here:")
-            for library, found in r.namespaces.items():
-                if found["usable"]:
-                    lines.append(
-                        f"  {library:17} {found['version']:12} devices: {', '.join(found['devices'])}"
-                    )
-                else:
-                    lines.append(f"  {library:17} not usable: {found['why_not']}")
+            print(f"\n{r.name} runs on any Array API library; here:")
+            libraries = [
+                (library, found["version"], ", ".join(found["devices"]))
+                if found["usable"]
+                else (library, "not usable", found["why_not"])
+                for library, found in r.namespaces.items()
+            ]
+            print_table(table_of(("library", "version", "devices"), libraries))
     for r in reports:
         if not r.installed:
-            lines.append("")
-            lines.append(f"{r.name} is not installed: {r.why_not}")
-            lines.append(f"  install: {r.install}")
-    return "\n".join(lines)
+            print(f"\n{r.name} is not installed: {r.why_not}\n  install: {r.install}")

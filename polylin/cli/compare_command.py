@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from polylin.cli.output import print_table, require, table_of
+
 WORKLOAD_NAMES = ("book", "large", "tiny-batch")
 
 
@@ -112,6 +114,8 @@ def _progress(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.partial is None:
+        require("matplotlib", "rich", needed_for="polylin compare's report (its plots and tables)")
     from polylin.report import load_partials, merge, write_report
     from polylin.report.runner import measure_variants
     from polylin.report.workloads import get_workload
@@ -139,10 +143,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     workload = get_workload(args.workload, quick=args.quick, **overrides)
     options = parse_backend_options(args.backend_option)
-    if args.partial is None:
-        from polylin.report import require_matplotlib
-
-        require_matplotlib()
     partial = measure_variants(
         workload,
         args.backends,
@@ -168,13 +168,11 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(report: dict[str, Any], files: dict[str, Path]) -> None:
     from polylin.report.tables import headline, timing_table
 
-    table = timing_table(report) if report["variants"] else None
-    if table is not None:
+    if report["variants"]:
+        timing = timing_table(report)
         columns = [0, 2, 3, 6, 8]
-        rows = [[table.header[i] for i in columns]] + [[row[i] for i in columns] for row in table.rows]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
-        for row in rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        rows = [[row[i] for i in columns] for row in timing.rows]
+        print_table(table_of([timing.header[i] for i in columns], rows))
     for line in headline(report):
         print(line)
     for item in report["skipped"]:

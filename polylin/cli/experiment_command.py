@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from polylin.cli.output import require
+
 
 def register(subparsers: Any) -> None:
     from polylin.experiments import ALIASES, EXPERIMENTS
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     experiment = get(args.name)
     if args.out is not None:
+        require("matplotlib", needed_for=f"--out {args.out} (the experiment's figure)")
         from polylin.plot import FORMATS
 
         if Path(args.out).suffix.lower() not in FORMATS:

@@ -21,7 +21,7 @@ import types
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from polylin.api import DIVERGENCE_POLICIES, fit
 from polylin.backends import KNOWN_BACKENDS, available_backends
 from polylin.result import load
 from polylin.cli.data_files import DataSet, read_data
+from polylin.cli.output import print_table, require, table_of
 from polylin.cli.progress import EpochProgress, wanted
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W
 from polylin.dtypes import SUPPORTED_DTYPES
@@ -38,6 +39,9 @@ from polylin.losses import LOSSES
 from polylin.randomness import INIT_SCHEMES
 from polylin.result import FitResult
 from polylin.training import GRAD_MODES
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
@@ -214,10 +218,12 @@ def quietly_closed(run: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    names = backend_names(args.backend)
+    if len(names) > 1 and not args.json:
+        require("rich", needed_for="the side-by-side table of several backends (or pass --json)")
     dataset = read_data(args.data, args.target, args.features) if args.data else None
     if dataset is None and (args.target or args.features):
         raise ValueError("--target and --features need --data FILE.")
-    names = backend_names(args.backend)
     several = len(names) > 1 or args.backend == "all"
     n_examples = dataset.X.shape[0] if dataset is not None else BOOK_N
     checkpoint = _load_checkpoint(args.resume) if args.resume else None
@@ -284,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_document(results, dataset, saved), indent=2, allow_nan=False))
     elif len(results) > 1:
         print()
-        print(side_by_side(results))
+        print_table(side_by_side(results))
     return status
 
 
@@ -405,19 +411,9 @@ def _run_record(result: FitResult, checkpoint: str | None) -> dict[str, Any]:
     }
 
 
-def side_by_side(results: list[FitResult]) -> str:
+def side_by_side(results: list[FitResult]) -> Table:
     """One row per backend: versions, final loss, errors and time per epoch."""
-    header = (
-        "backend",
-        "version",
-        "device",
-        "dtype",
-        "final loss",
-        "max |w err|",
-        "|b err|",
-        "ms/epoch",
-    )
-    rows = [header]
+    rows = []
     for r in results:
         w_err = max(abs(float(e)) for e in r.w_error) if r.w_error is not None else float("nan")
         b_err = abs(r.b_error) if r.b_error is not None else float("nan")
@@ -427,7 +423,5 @@ def side_by_side(results: list[FitResult]) -> str:
             r.backend, r.backend_version, r.device, r.dtype, f"{r.final_loss:.6g}",
             f"{w_err:.2e}", f"{b_err:.2e}", ms,
         ))  # fmt: skip
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+    columns = ("backend", "version", "device", "dtype", "final loss", "max |w err|", "|b err|", "ms/epoch")
+    return table_of(columns, rows)

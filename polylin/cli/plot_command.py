@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from polylin.cli.output import require
+
 KINDS = ("data", "plane", "losses")
 
 
@@ -38,6 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("matplotlib", needed_for="polylin plot")
     from polylin import plot
     from polylin.api import fit
     from polylin.data import synthetic_data

@@ -10,20 +10,17 @@ count shown is ``epochs done × steps per epoch``.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import TracebackType
 from typing import Any, TextIO
 
-
-def rich_available() -> bool:
-    return importlib.util.find_spec("rich") is not None
+from polylin.cli.output import installed
 
 
 def wanted(stream: TextIO, disabled: bool) -> bool:
     """Whether to draw a bar: not disabled, the output is a terminal, and rich is installed."""
     isatty = getattr(stream, "isatty", None)
-    return not disabled and callable(isatty) and bool(isatty()) and rich_available()
+    return not disabled and callable(isatty) and bool(isatty()) and installed("rich")
 
 
 class EpochProgress:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +36,12 @@ class Comparison:
 
     def markdown(self) -> str:
         """The report as Markdown (what ``report.md`` holds)."""
-        from polylin.report.render_markdown import to_markdown
+        from polylin.report.render import to_markdown
 
-        return to_markdown(self.report, {k: v.name for k, v in self.files.items() if k.startswith("figure:")})
+        figures = {
+            k.removeprefix("figure:"): v.name for k, v in self.files.items() if k.startswith("figure:")
+        }
+        return to_markdown(self.report, figures)
 
 
 def require_matplotlib() -> None:
@@ -54,17 +56,18 @@ def require_matplotlib() -> None:
 def write_report(report: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.json``, the figures, ``report.md`` and ``report.html`` into the folder ``out``."""
     from polylin.report.plots import make_figures
-    from polylin.report.render_html import write_html
-    from polylin.report.render_json import write_json
-    from polylin.report.render_markdown import write_markdown
+    from polylin.report.render import to_html, to_json, to_markdown
 
     require_matplotlib()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"json": write_json(report, folder / REPORT_FILES["json"])}
+    files = {kind: folder / name for kind, name in REPORT_FILES.items()}
+    files["json"].write_text(to_json(report), encoding="utf-8")
     figures = make_figures(report, folder)
-    files["markdown"] = write_markdown(report, folder / REPORT_FILES["markdown"], figures)
-    files["html"] = write_html(report, folder / REPORT_FILES["html"], figures)
+    files["markdown"].write_text(
+        to_markdown(report, {k: p.name for k, p in figures.items()}), encoding="utf-8"
+    )
+    files["html"].write_text(to_html(report, figures), encoding="utf-8")
     files.update({f"figure:{name}": path for name, path in figures.items()})
     return files
 
@@ -125,7 +128,6 @@ def compare(
         grad_modes=grad_modes,
         device=device,
         backend_options=backend_options,
-        python=sys.executable,
         timeout=timeout,
         label="compare",
         progress=progress,

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -196,21 +196,12 @@ def time_polylin(
     *,
     device: str | None = None,
     backend_options: Mapping[str, Any] | None = None,
-    budget_s: float | None = None,
 ) -> FitTiming:
-    """Fit the plan ``repeats`` times (fewer if ``budget_s`` runs out after two) and record every epoch."""
+    """Fit the plan ``repeats`` times and record every epoch."""
     timing = FitTiming(backend, grad)
-    started = time.perf_counter()
-    for count in range(1, repeats + 1):
+    for _ in range(repeats):
         result, wall = fit_once(
             plan, backend, grad, device=device, backend_options=backend_options, caught=timing.warnings
         )
         timing.add(result, wall)
-        if budget_s is not None and count >= 2 and time.perf_counter() - started > budget_s:
-            break
     return timing
-
-
-def median_of(values: Sequence[float]) -> float:
-    """The median, or NaN for no values."""
-    return statistics.median(values) if values else float("nan")

@@ -11,7 +11,6 @@ data fingerprints must agree).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,11 +37,6 @@ TIMING_METHOD = (
     "The first epoch (compilation and warm-up) is reported apart; the steady state is every later "
     "epoch of every repeat: median, minimum and maximum."
 )
-
-
-def workload_fields(workload: Workload) -> dict[str, Any]:
-    """The constructor arguments of a workload (what a partial stores to rebuild it)."""
-    return dataclasses.asdict(workload)
 
 
 def load_partials(paths: Iterable[str | Path]) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from polylin.report.tables import rate as format_rate
+
 #: One colour and marker per backend, so a backend looks the same in every figure.
 BACKEND_STYLE = {
     "numpy": ("#1f77b4", "o"),
@@ -135,13 +137,6 @@ def loss_vs_time(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _si(value: float) -> str:
-    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.3g}{suffix}"
-    return f"{value:.3g}"
-
-
 def throughput(report: dict[str, Any], path: Path) -> Path:
     """Steady-state samples per second per variant; whiskers span the fastest and slowest epoch."""
     plt = _pyplot()
@@ -172,7 +167,7 @@ def throughput(report: dict[str, Any], path: Path) -> Path:
         ax.set_xscale("log")
     ax.set_xlim(right=(fast.max() if len(fast) else 1) * (4 if ax.get_xscale() == "log" else 1.25))
     for position, rate, top, record in zip(positions, rates, fast, records, strict=True):
-        label = f"{_si(rate)}/s"
+        label = f"{format_rate(rate)}/s"
         if record.get("speedup_vs_numpy"):
             label += f"  ({record['speedup_vs_numpy']:.2f}x NumPy)"
         ax.text(top * (1.12 if ax.get_xscale() == "log" else 1.02), position, label, va="center", fontsize=8)

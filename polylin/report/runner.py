@@ -9,6 +9,7 @@ mode (:mod:`polylin.report.worker`), returning a *partial* result.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +24,7 @@ import numpy as np
 
 from polylin.backends import BACKENDS, KNOWN_BACKENDS, is_installed
 from polylin.report.manifest import environment, host, now
-from polylin.report.merge import GRAD_ORDER, PARTIAL_SCHEMA, workload_fields
+from polylin.report.merge import GRAD_ORDER, PARTIAL_SCHEMA
 from polylin.report.workloads import Workload, fingerprint, make_data
 
 #: The backends a comparison runs when none are named.
@@ -62,10 +63,8 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def run_worker(
-    spec: dict[str, Any], workdir: Path, *, python: str = sys.executable, timeout: float | None = None
-) -> dict[str, Any]:
-    """Run one variant in a fresh ``python`` process and return its record (a failure record if it died)."""
+def run_worker(spec: dict[str, Any], workdir: Path, *, timeout: float | None = None) -> dict[str, Any]:
+    """Run one variant in a fresh Python process and return its record (a failure record if it died)."""
     name = f"{spec['backend']}-{spec['grad']}"
     spec_path = workdir / f"{name}.spec.json"
     out_path = workdir / f"{name}.json"
@@ -79,7 +78,7 @@ def run_worker(
     }
     try:
         proc = subprocess.run(
-            [python, "-m", "polylin.report.worker", str(spec_path)],
+            [sys.executable, "-m", "polylin.report.worker", str(spec_path)],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -104,7 +103,6 @@ def measure_variants(
     grad_modes: Sequence[str] | str | None = None,
     device: str | None = None,
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
-    python: str = sys.executable,
     timeout: float | None = None,
     label: str = "",
     progress: Callable[[str], None] | None = None,
@@ -149,13 +147,13 @@ def measure_variants(
                 spec = {
                     "backend": name,
                     "grad": grad,
-                    "workload": workload_fields(workload),
+                    "workload": dataclasses.asdict(workload),
                     "data": {"X": str(workdir / "X.npy"), "y": str(workdir / "y.npy")},
                     "repeats": workload.repeats,
                     "device": device,
                     "backend_options": options.get(name, {}),
                 }
-                record = run_worker(spec, workdir, python=python, timeout=timeout)
+                record = run_worker(spec, workdir, timeout=timeout)
                 records.append(record)
                 status = record.get("status")
                 detail = "" if status == "ok" else f" ({record.get('reason', '')})"
@@ -164,7 +162,7 @@ def measure_variants(
         "schema": PARTIAL_SCHEMA,
         "created": now(),
         "label": label,
-        "workload_fields": workload_fields(workload),
+        "workload_fields": dataclasses.asdict(workload),
         "data_fingerprint": fingerprint(X, y),
         "device": device,
         "backend_options": options,

@@ -28,10 +28,6 @@ from polylin.report.measure import MEMORY_METHOD, current_rss_bytes, fit_once, p
 from polylin.report.workloads import Workload, training_plan
 
 
-def variant_id(backend: str, grad: str) -> str:
-    return f"{backend}/{grad}"
-
-
 def warm_up(backend: str, grad: str, workload: Workload, device: str | None, options: dict[str, Any]) -> None:
     """A two-epoch fit on 32 rows, so the framework's runtime is loaded before the baseline is read."""
     from polylin.data import synthetic_data
@@ -53,7 +49,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     device = spec.get("device")
     options = dict(spec.get("backend_options") or {})
     record: dict[str, Any] = {
-        "variant": variant_id(backend, grad),
+        "variant": f"{backend}/{grad}",
         "backend": backend,
         "grad": grad,
         "backend_options": options,
@@ -91,7 +87,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         int(spec["repeats"]),
         device=device,
         backend_options=options,
-        budget_s=spec.get("budget_s"),
     )
     peak = peak_rss_bytes()
     assert timing.w is not None
@@ -131,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         record = measure(spec)
     except Exception as exc:
         record = {
-            "variant": variant_id(spec["backend"], spec["grad"]),
+            "variant": f"{spec['backend']}/{spec['grad']}",
             "backend": spec["backend"],
             "grad": spec["grad"],
             "status": "failed",

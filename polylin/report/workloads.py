@@ -29,16 +29,13 @@ Steps per epoch
 warm-up epoch, the second the steady state). :func:`polylin.fit` has no
 option to stop an epoch early, so an epoch of 10,000 steps trains on the
 first 10,000 of the 100,000 rows (i.i.d. rows, so a smaller sample of the
-same distribution); the report records this as ``plan.method``. When ``fit``
-grows a ``steps_per_epoch`` option, the plan passes it on instead and trains
-on all the rows.
+same distribution); the report records this as ``plan.method``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,13 +237,6 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def fit_supports_steps_per_epoch() -> bool:
-    """Whether :func:`polylin.fit` takes a ``steps_per_epoch`` option."""
-    from polylin.api import fit
-
-    return "steps_per_epoch" in inspect.signature(fit).parameters
-
-
 @dataclass
 class TrainingPlan:
     """Exactly what one run trains on: rows, initial parameters and each epoch's order.
@@ -254,10 +244,9 @@ class TrainingPlan:
     ``fit_kwargs`` are the :func:`polylin.fit` options that reproduce the plan
     with ``fit(X, y, **fit_kwargs)``; ``orders[e]`` are the row indices of
     epoch ``e`` in visiting order (``batch_size`` at a time, the last batch
-    possibly short). Each order is the first ``order_rows`` of the permutation
-    :func:`~polylin.randomness.epoch_order` draws over ``order_population``
-    examples; :meth:`draw_order` draws it again, as a training loop does
-    between its epochs.
+    possibly short): the permutation :func:`~polylin.randomness.epoch_order`
+    draws over the rows of ``X``; :meth:`draw_order` draws it again, as a
+    training loop does between its epochs.
     """
 
     workload: Workload
@@ -266,8 +255,6 @@ class TrainingPlan:
     w0: np.ndarray
     b0: np.ndarray
     method: str
-    order_population: int
-    order_rows: int
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
     orders: list[np.ndarray] = field(init=False)
 
@@ -276,7 +263,7 @@ class TrainingPlan:
 
     def draw_order(self, epoch: int) -> np.ndarray:
         """Epoch ``epoch``'s order, drawn afresh (equal to ``orders[epoch]``)."""
-        return epoch_order(self.workload.seed, epoch, self.order_population)[: self.order_rows]
+        return epoch_order(self.workload.seed, epoch, self.X.shape[0])
 
     @property
     def batch_size(self) -> int:
@@ -299,18 +286,12 @@ def training_plan(workload: Workload, X: np.ndarray, y: np.ndarray) -> TrainingP
     }
     if rows == workload.n:
         method = "every row, every epoch"
-        X_run, y_run, population = X, y, workload.n
-    elif fit_supports_steps_per_epoch():
-        method = (
-            f"fit(steps_per_epoch={workload.steps}): the first {rows} of each epoch's order over all rows"
-        )
-        X_run, y_run, population = X, y, workload.n
-        fit_kwargs["steps_per_epoch"] = workload.steps
+        X_run, y_run = X, y
     else:
         method = (
             f"the first {rows} of the {workload.n} rows, every epoch (polylin.fit has no "
             "steps_per_epoch option)"
         )
-        X_run, y_run, population = X[:rows], y[:rows], rows
+        X_run, y_run = X[:rows], y[:rows]
     w0, b0 = initial_parameters(workload.seed, workload.d, "normal")
-    return TrainingPlan(workload, X_run, y_run, w0, b0, method, population, rows, fit_kwargs)
+    return TrainingPlan(workload, X_run, y_run, w0, b0, method, fit_kwargs)

@@ -1,17 +1,87 @@
-"""``report.html``: one self-contained page (CSS inline, figures embedded as base64 PNG)."""
+"""The report's three files: ``report.json``, ``report.md`` and ``report.html``.
+
+* ``report.json``: the whole report, machine-readable, keys sorted so that two runs diff cleanly.
+* ``report.md``: the tables of :mod:`polylin.report.tables` as Markdown, for a terminal or a pull request.
+* ``report.html``: one self-contained page (CSS inline, figures embedded as base64 PNG).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from polylin.report.render_json import to_json
-from polylin.report.render_markdown import FIGURE_CAPTIONS
 from polylin.report.tables import Table, headline, tables
 
+FIGURE_CAPTIONS = {
+    "loss_vs_epoch": "Loss after each epoch, every variant overlaid, and the difference from NumPy",
+    "loss_vs_time": "Loss against cumulative training time",
+    "throughput": "Steady-state throughput",
+}
+
+
+# -- report.json -------------------------------------------------------------------------------------
+def _clean(value: Any) -> Any:
+    """NaN and infinities become ``null`` (JSON has no spelling for them); NumPy scalars become numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """The report as indented JSON with sorted keys."""
+    return json.dumps(_clean(report), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# -- report.md ---------------------------------------------------------------------------------------
+def _markdown_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(table: Table) -> str:
+    lines = [f"## {table.title}", ""]
+    if table.rows:
+        lines.append("| " + " | ".join(_markdown_cell(h) for h in table.header) + " |")
+        lines.append("|" + "|".join("---" for _ in table.header) + "|")
+        lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in table.rows]
+    else:
+        lines.append("None.")
+    for note in table.notes:
+        lines += ["", note]
+    return "\n".join(lines)
+
+
+def to_markdown(report: dict[str, Any], figures: Mapping[str, str] | None = None) -> str:
+    """The report as Markdown; ``figures`` maps figure names to image paths relative to the file."""
+    workload = report["manifest"]["workload"]
+    parts = [
+        f"# polylin backend comparison: {workload['name']}",
+        "",
+        f"{workload['description']} Created {report['created']}, "
+        f"polylin {report['manifest']['polylin_version']}.",
+        "",
+        *(f"- {line}" for line in headline(report)),
+    ]
+    for table in tables(report):
+        parts += ["", table_markdown(table)]
+    if figures:
+        parts += ["", "## Plots"]
+        for name, path in figures.items():
+            parts += ["", f"![{FIGURE_CAPTIONS.get(name, name)}]({path})"]
+    return "\n".join(parts) + "\n"
+
+
+# -- report.html -------------------------------------------------------------------------------------
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
        max-width: 1250px; padding: 0 1.2em; color: #1b1b1b; }
@@ -28,7 +98,7 @@ details pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 
 """
 
 
-def _cell(text: str, numeric: bool = True) -> str:
+def _html_cell(text: str, numeric: bool = True) -> str:
     escaped = html.escape(str(text))
     css = ""
     if text.startswith("PASS"):
@@ -49,7 +119,7 @@ def table_html(table: Table) -> str:
             + "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
             + "</tr></thead><tbody>"
         )
-        out += ["<tr>" + "".join(_cell(c, numeric) for c in row) + "</tr>" for row in table.rows]
+        out += ["<tr>" + "".join(_html_cell(c, numeric) for c in row) + "</tr>" for row in table.rows]
         out.append("</tbody></table>")
     else:
         out.append("<p>None.</p>")
@@ -93,8 +163,3 @@ def to_html(report: dict[str, Any], figures: Mapping[str, Path] | None = None) -
         + "\n".join(body)
         + "\n</body></html>\n"
     )
-
-
-def write_html(report: dict[str, Any], path: Path, figures: Mapping[str, Path] | None = None) -> Path:
-    path.write_text(to_html(report, figures), encoding="utf-8")
-    return path
