@@ -38,6 +38,14 @@ OVERHEAD_TARGET = 1.10
 BEST_OVER_GATHER_TARGET = 1.5
 EACH_OVER_GATHER_TARGET = 2.5
 EACH_OVER_GATHER_BACKENDS = ("numpy", "torch", "jax")
+#: The whole fit (polylin.fit, every fixed cost included) over the reference's epochs.
+WHOLE_FIT_TARGET = 1.10
+#: A whole-fit ratio within this factor of its target is confirmed with more repeats (a near miss);
+#: a larger one is a real cost that more repeats would not change.
+WHOLE_FIT_CONFIRM_BAND = 1.2
+#: The book's setup on JAX, warm: at most this long, and no slower than scikit-learn's SGDRegressor.
+BOOK_SETUP_TARGET_S = 1e-3
+BOOK_SETUP_SKLEARN_TARGET = 1.0
 SKLEARN_SPEEDUP_TARGET = 5.0
 SKLEARN_LOSS_RTOL = 0.01
 IMPORT_TARGET_S = 0.100
@@ -164,8 +172,46 @@ def _paired_over(polylin_epochs: Sequence[Sequence[float]], per_repeat: Sequence
 
 def _best_paired_ratio(polylin: FitTiming, timings: Sequence[LoopTiming]) -> float | None:
     """The paired ratio against the loop with the lowest median steady epoch so far."""
-    best = min(timings, key=lambda t: statistics.median(t.steady) if t.steady else float("inf"))
-    return paired_ratio(polylin.epoch_times, best.epoch_times)
+    return paired_ratio(polylin.epoch_times, _best_loop(timings).epoch_times)
+
+
+def whole_fit_ratios(
+    fit_walls: Sequence[float],
+    polylin_epochs: Sequence[Sequence[float]],
+    loop_epochs: Sequence[Sequence[float]],
+) -> dict[str, float | None]:
+    """polylin's whole fit and its epochs over the reference's epochs, paired repeat by repeat.
+
+    The reference's epochs of a repeat are the sum of its epoch times there
+    (its setup, its loss evaluations and its orders are outside its clock);
+    polylin's whole fit is the wall time of the :func:`polylin.fit` call in
+    the same repeat, everything included; its epochs are the sum of its own
+    epoch times. The first repeat (polylin's first call in the process for
+    this row: compiling, first-touch allocations) is left out when there are
+    others, so these are warm ratios.
+    """
+    pairs = list(zip(fit_walls, polylin_epochs, loop_epochs, strict=False))
+    warm = pairs[1:] or pairs
+    whole = [wall / sum(theirs) for wall, _, theirs in warm if sum(theirs) > 0]
+    epochs = [sum(ours) / sum(theirs) for _, ours, theirs in warm if sum(theirs) > 0]
+    return {
+        "whole_ratio": statistics.median(whole) if whole else None,
+        "epochs_ratio": statistics.median(epochs) if epochs else None,
+    }
+
+
+def _best_loop(timings: Sequence[LoopTiming]) -> LoopTiming:
+    return min(timings, key=lambda t: statistics.median(t.steady) if t.steady else float("inf"))
+
+
+def _misses(polylin: FitTiming, timings: Sequence[LoopTiming]) -> bool:
+    """Whether a row's first repeats miss the epoch target, or nearly miss the whole-fit target."""
+    steady = _best_paired_ratio(polylin, timings)
+    whole = whole_fit_ratios(polylin.fit_walls, polylin.epoch_times, _best_loop(timings).epoch_times)
+    near = whole["whole_ratio"]
+    return (steady is not None and steady > OVERHEAD_TARGET) or (
+        near is not None and WHOLE_FIT_TARGET < near <= WHOLE_FIT_TARGET * WHOLE_FIT_CONFIRM_BAND
+    )
 
 
 def measure_row(
@@ -180,11 +226,17 @@ def measure_row(
 ) -> dict[str, Any]:
     """polylin and every hand-written loop of ``row`` on ``plan``, interleaved; the ratio and parity.
 
-    A row whose paired ratio misses the target after ``repeats`` runs
-    ``confirm_repeats`` more (within a second ``budget_s``), and the verdict
-    is the paired ratio over all of them: a neighbour's burst during a few
-    repeats then weighs less, while a real slowdown stays a slowdown. The
-    record keeps the ratio before confirming (``first_ratio``).
+    A row whose paired ratio misses the target after ``repeats`` (or whose
+    whole-fit ratio misses its target by less than
+    :data:`WHOLE_FIT_CONFIRM_BAND`) runs ``confirm_repeats`` more (within a
+    second ``budget_s``), and the verdict is the paired ratio over all of
+    them: a neighbour's burst during a few repeats then weighs less, while a
+    real slowdown stays a slowdown. The record keeps the ratio before
+    confirming (``first_ratio``).
+
+    The record also holds the whole fit: its warm wall time and its ratios
+    to the reference's epochs (:func:`whole_fit_ratios`), with their verdict
+    (``whole_pass``).
 
     ``floor``, when given, runs one pass of the shuffled-gather floor; in
     every repeat, right after polylin's fit, the median of
@@ -232,7 +284,7 @@ def measure_row(
     run_repeats(repeats, started)
     first_ratio = _best_paired_ratio(polylin, timings)
     confirmed = 0
-    if confirm_repeats > 0 and first_ratio is not None and first_ratio > OVERHEAD_TARGET:
+    if confirm_repeats > 0 and _misses(polylin, timings):
         before = len(polylin.epoch_times)
         run_repeats(confirm_repeats, clock())
         confirmed = len(polylin.epoch_times) - before
@@ -260,6 +312,8 @@ def measure_row(
     best = min(loop_results, key=lambda r: r["steady_epoch_s"]["median"] or float("inf"))
     steady = summarize(polylin.steady_epochs)
     ratio = best["paired_ratio"]
+    whole = whole_fit_ratios(polylin.fit_walls, polylin.epoch_times, best["epoch_times_s"])
+    warm_walls = polylin.fit_walls[1:] or polylin.fit_walls
     steps = plan.workload.steps
     return {
         "row": row.label,
@@ -276,6 +330,10 @@ def measure_row(
             "first_epoch_s": polylin.first_epochs[0],
             "epoch_times_s": polylin.epoch_times,
             "fit_wall_s": summarize(polylin.fit_walls),
+            "whole_fit_s": summarize(warm_walls),
+            "epochs_total_s": summarize(
+                sum(times) for times in polylin.epoch_times[1:] or polylin.epoch_times
+            ),
             "us_per_step": None if steady["median"] is None else 1e6 * steady["median"] / steps,
             "final_loss": polylin.losses[-1],
             "final_loss_host": half_mse(plan.X, plan.y, polylin.w, polylin.b),
@@ -288,6 +346,13 @@ def measure_row(
         "best_loop_us_per_step": None
         if best["steady_epoch_s"]["median"] is None
         else 1e6 * best["steady_epoch_s"]["median"] / steps,
+        "reference_epochs_s": summarize(
+            sum(times) for times in best["epoch_times_s"][1:] or best["epoch_times_s"]
+        ),
+        "whole_ratio": whole["whole_ratio"],
+        "epochs_ratio": whole["epochs_ratio"],
+        "whole_target": WHOLE_FIT_TARGET,
+        "whole_pass": None if whole["whole_ratio"] is None else whole["whole_ratio"] <= WHOLE_FIT_TARGET,
         "ratio": ratio,
         "ratio_of_medians": _ratio(steady["median"], best["steady_epoch_s"]["median"]),
         "target": OVERHEAD_TARGET,
@@ -492,8 +557,12 @@ def sklearn_sgd(workload: Workload, X: np.ndarray, y: np.ndarray, repeats: int) 
 
 def sklearn_verdict(sk: dict[str, Any], rows: Sequence[dict[str, Any]], epochs: int = 1) -> dict[str, Any]:
     """polylin's fastest whole fit against scikit-learn's: speed-up and loss, with pass/fail."""
-    best = min(rows, key=lambda r: r["polylin"]["fit_wall_s"]["median"])
-    polylin_s = best["polylin"]["fit_wall_s"]["median"]
+
+    def whole(r: dict[str, Any]) -> float:
+        return float((r["polylin"].get("whole_fit_s") or r["polylin"]["fit_wall_s"])["median"])
+
+    best = min(rows, key=whole)
+    polylin_s = whole(best)
     speedup = sk["fit_s"]["median"] / polylin_s
     loss, sk_loss = best["polylin"]["final_loss_host"], sk["final_loss_host"]
     loss_ok = loss <= sk_loss * (1 + SKLEARN_LOSS_RTOL)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 _FRAMEWORK_MODULES = ("torch", "jax", "jaxlib", "mxnet", "tensorflow", "cupy", "dask")
-_CHUNK_ROWS = 1 << 16
 
 
 def framework_of(x: object) -> str:
@@ -49,6 +48,16 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 
 
 def _host_array(name: str, value: Any, backend: Any) -> np.ndarray:
+    if isinstance(value, str | bytes) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "SU"
+    ):
+        text = repr(value if isinstance(value, str | bytes) else value.item())
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise TypeError(
+            f"{name} is a string ({shown}), not an array of numbers; pass a NumPy array of real "
+            f"numbers{' with shape (n_examples, n_features)' if name == 'X' else ' with shape (n,)'}. "
+            "To train on a file, load it first, e.g. numpy.loadtxt(path, delimiter=',')."
+        )
     framework = framework_of(value)
     if framework == backend.name:
         return np.asarray(backend.to_numpy(value))
@@ -122,37 +131,87 @@ def _warn_conversion(name: str, source: np.dtype, dtype: np.dtype, *, exact: boo
     )
 
 
+#: Rows per block of the finiteness check (at most this many values when X has one column).
+_CHUNK_ROWS = 1 << 16
+#: Values per block when the data is cast to a narrower training dtype to check its range
+#: (a 2 MiB float32 buffer, reused block after block).
+_CAST_BLOCK_VALUES = 1 << 19
+#: From this many columns on, a block's row sums are one BLAS matrix-vector product (two threads);
+#: narrower blocks are summed by NumPy, which is faster there.
+_MATVEC_MIN_COLUMNS = 16
+
+
 def _check_values(name: str, array: np.ndarray, dtype: np.dtype) -> None:
-    """Every value is finite and fits the training dtype (checked in chunks of rows)."""
+    """Every value is finite and fits the training dtype.
+
+    One read of the data, in blocks of rows, and no temporary the size of the
+    data: a block whose sum is finite holds only finite values, since a NaN
+    or an infinity in any term makes every sum of it NaN or infinite (with
+    IEEE arithmetic, whatever the order of the additions). A non-finite sum
+    (a NaN, an inf, or finite values that overflow when added) sends the
+    block to the exact check, which finds the first bad value or clears the
+    block. Data in a wider float type than the training dtype is cast block
+    by block into one small buffer of the training dtype first, so that a
+    value beyond its range shows up as an infinity in the same sums.
+    """
+    if not array.size:
+        return
     largest = float(np.finfo(dtype).max)
     # Only data in a wider float type than the training dtype can hold values beyond its range.
     check_range = array.dtype.kind == "f" and float(np.finfo(array.dtype).max) > largest
+    if check_range:
+        rows = max(1, _CAST_BLOCK_VALUES // _row_values(array))
+        buffer = np.empty((min(rows, array.shape[0]), *array.shape[1:]), dtype=dtype)
+    else:
+        rows, buffer = _CHUNK_ROWS, None
     with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, array.shape[0], _CHUNK_ROWS):
-            chunk = array[start : start + _CHUNK_ROWS]
-            # A finite sum means every value is finite (scikit-learn's fast path): one read of the
-            # chunk, no boolean temporary. A non-finite sum (a NaN, an inf, or an overflow of
-            # large finite values) falls through to the exact check.
-            if check_range or not np.isfinite(np.add.reduce(chunk, axis=None)):
-                finite = np.isfinite(chunk)
-            else:
-                continue
-            if not finite.all():
-                bad = np.argwhere(~finite)[0]
-                raise ValueError(
-                    f"{name} contains a non-finite value ({float(chunk[tuple(bad)])} at index "
-                    f"{_position(bad, start)}); remove or impute NaN and inf before fitting."
-                )
-            if not check_range or not chunk.size:
-                continue
-            magnitude = np.abs(chunk)
-            if float(magnitude.max()) > largest:
-                bad = np.argwhere(magnitude > largest)[0]
-                value, where = float(chunk[tuple(bad)]), _position(bad, start)
-                raise ValueError(
-                    f"{name} holds {value:.4g} (at index {where}), beyond the largest {dtype.name} "
-                    f"({largest:.4g}); pass dtype='float64', or rescale {name}."
-                )
+        for start in range(0, array.shape[0], rows):
+            chunk = array[start : start + rows]
+            summed = chunk
+            if buffer is not None:
+                summed = buffer[: len(chunk)]
+                np.copyto(summed, chunk, casting="unsafe")  # beyond the range: inf
+            if not np.isfinite(_block_sum(summed)):
+                _raise_on_bad_value(name, chunk, start, dtype, largest if check_range else None)
+
+
+def _row_values(array: np.ndarray) -> int:
+    return max(1, int(np.prod(array.shape[1:], dtype=np.int64)))
+
+
+def _block_sum(block: np.ndarray) -> Any:
+    """A sum of every value of ``block``, non-finite if any value is (see :func:`_check_values`)."""
+    if block.ndim == 2 and block.shape[1] >= _MATVEC_MIN_COLUMNS and block.dtype in _BLAS_DTYPES:
+        row_sums = block @ np.ones(block.shape[1], dtype=block.dtype)
+        return np.add.reduce(row_sums)
+    return np.add.reduce(block, axis=None)
+
+
+_BLAS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _raise_on_bad_value(
+    name: str, chunk: np.ndarray, start: int, dtype: np.dtype, largest: float | None
+) -> None:
+    """The exact check of one block: raise for its first non-finite (or, with ``largest``, too large)
+    value; return when it holds none (its sum overflowed)."""
+    finite = np.isfinite(chunk)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"{name} contains a non-finite value ({float(chunk[tuple(bad)])} at index "
+            f"{_position(bad, start)}); remove or impute NaN and inf before fitting."
+        )
+    if largest is None:
+        return
+    magnitude = np.abs(chunk)
+    if float(magnitude.max()) > largest:
+        bad = np.argwhere(magnitude > largest)[0]
+        value, where = float(chunk[tuple(bad)]), _position(bad, start)
+        raise ValueError(
+            f"{name} holds {value:.4g} (at index {where}), beyond the largest {dtype.name} "
+            f"({largest:.4g}); pass dtype='float64', or rescale {name}."
+        )
 
 
 def _type_name(x: object) -> str:

@@ -490,3 +490,98 @@ def test_inputs_are_never_modified(backend: str, dtype: str, own_arrays: bool, y
     assert (fingerprint(X), fingerprint(y)) == before
     if backend == "torch" and own_arrays:
         assert not X.requires_grad and not y.requires_grad
+
+
+# -- a string is called a string -----------------------------------------------------------
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize("backend", HOST_VALIDATED)
+@pytest.mark.parametrize("text", ["abc", b"abc", np.str_("data.csv"), np.array("data.csv")], ids=repr)
+def test_a_string_is_called_a_string(backend: str, text: object) -> None:
+    X, y = book_data()
+    error = expect_error(
+        lambda: polylin.fit(text, y, backend=backend),
+        TypeError,
+        "X is a string (",
+        "not an array of numbers",
+        "pass a NumPy array of real numbers with shape (n_examples, n_features)",
+        "numpy.loadtxt(path",
+    )
+    assert "got shape ()" not in str(error)
+    expect_error(lambda: polylin.fit(X, text, backend=backend), TypeError, "y is a string (", "shape (n,)")
+
+
+# -- the finiteness and range checks: exact, one read, no copies ---------------------------
+def _validated(X: np.ndarray, y: np.ndarray, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    from polylin.backends import get_backend
+    from polylin.validation import host_training_data
+
+    return host_training_data(X, y, get_backend("numpy", dtype=dtype))
+
+
+@pytest.mark.parametrize("width", [3, 40], ids=["narrow-sum", "wide-matvec"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("source", ["float32", "float64"])
+def test_a_bad_value_in_a_later_block_is_found(width: int, bad: float, source: str) -> None:
+    from polylin.validation import _CHUNK_ROWS
+
+    rows = 2 * _CHUNK_ROWS + 5
+    X = np.random.default_rng(0).normal(size=(rows, width)).astype(source)
+    y = np.zeros(rows, dtype=source)
+    X[_CHUNK_ROWS + 17, width - 1] = bad
+    expect_error(
+        lambda: _validated(X, y),
+        ValueError,
+        f"X contains a non-finite value ({bad} at index ({_CHUNK_ROWS + 17}, {width - 1}))",
+    )
+    X[_CHUNK_ROWS + 17, width - 1] = 0.0
+    y[-1] = bad
+    expect_error(
+        lambda: _validated(X, y), ValueError, f"y contains a non-finite value ({bad} at index {rows - 1})"
+    )
+
+
+@pytest.mark.parametrize("width", [3, 40], ids=["narrow-sum", "wide-matvec"])
+def test_finite_values_whose_sum_overflows_pass(width: int) -> None:
+    big = np.finfo(np.float32).max / 2
+    X = np.full((1000, width), big, dtype=np.float32)  # every sum overflows, every value is fine
+    y = np.full(1000, -big, dtype=np.float32)
+    X_checked, y_checked = _validated(X, y)
+    assert X_checked is X and y_checked is y
+
+
+def test_a_wider_float_beyond_the_training_range_in_a_later_block() -> None:
+    from polylin.validation import _CAST_BLOCK_VALUES
+
+    width = 8
+    rows = 3 * (_CAST_BLOCK_VALUES // width) + 11
+    X = np.random.default_rng(1).normal(size=(rows, width))  # float64, trained in float32
+    X[rows - 3, 5] = -1e300
+    expect_error(
+        lambda: _validated(X, np.zeros(rows)),
+        ValueError,
+        f"X holds -1e+300 (at index ({rows - 3}, 5)), beyond the largest float32",
+    )
+    X[rows - 3, 5] = np.finfo(np.float32).max  # the largest float32 itself is in range
+    X_checked, _ = _validated(X, np.zeros(rows))
+    assert X_checked is X  # checked, not converted (the backend converts once, when it transfers)
+    X[rows - 3, 5] = np.nan
+    expect_error(lambda: _validated(X, np.zeros(rows)), ValueError, f"(nan at index ({rows - 3}, 5))")
+
+
+@pytest.mark.parametrize(
+    ("source", "dtype"), [("float32", "float32"), ("float64", "float32"), ("float64", "float64")]
+)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_validation_neither_copies_nor_allocates_the_data_again(source: str, dtype: str, order: str) -> None:
+    import tracemalloc
+
+    X = np.asarray(np.random.default_rng(2).normal(size=(200_000, 20)).astype(source), order=order)
+    y = np.zeros(200_000, dtype=source)
+    tracemalloc.start()
+    try:
+        X_checked, y_checked = _validated(X, y, dtype)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert X_checked is X and y_checked is y
+    assert peak < X.nbytes / 8, f"validation allocated {peak} bytes for {X.nbytes} bytes of X"
