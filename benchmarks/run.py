@@ -52,7 +52,7 @@ from benchmarks.tables import print_table
 from benchmarks.wholefit import PARTS, book_setup, cold_fits, fit_parts
 from polylin.backends import BACKENDS, is_installed
 from polylin.report.manifest import environment, host, now
-from polylin.report.render_json import to_json
+from polylin.report.render import to_json
 from polylin.report.tables import mebibytes, seconds
 from polylin.report.workloads import TrainingPlan, Workload, get_workload, make_data, training_plan
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-_FRAMEWORK_MODULES = ("torch", "jax", "jaxlib", "mxnet", "tensorflow", "cupy", "dask")
+from polylin.frameworks import framework_of
 
 
-def framework_of(x: object) -> str:
-    """The framework an array's type comes from (``'numpy'``, ``'torch'``, ``'jax'``, ...)."""
-    top = type(x).__module__.split(".")[0]
-    return "jax" if top == "jaxlib" else top
+def _foreign(framework: str | None) -> bool:
+    """Whether arrays of ``framework`` (see :func:`polylin.frameworks.framework_of`) are another
+    library's arrays, rather than NumPy's or plain Python data."""
+    return framework not in (None, "numpy")
 
 
 def check_seed(seed: object) -> int:
@@ -61,11 +61,13 @@ def _host_array(name: str, value: Any, backend: Any) -> np.ndarray:
     framework = framework_of(value)
     if framework == backend.name:
         return np.asarray(backend.to_numpy(value))
-    if framework in _FRAMEWORK_MODULES:
+    if _foreign(framework):
+        from polylin.backends import backend_for
+
         raise TypeError(
             f"{name} is a {framework} array ({_type_name(value)}), but "
             f"backend={backend.name!r} takes NumPy arrays or its own arrays. Convert {name} to NumPy, "
-            f"or pass backend={framework!r}."
+            f"or pass backend={backend_for(value)!r}."
         )
     try:
         array = np.asarray(value)
@@ -235,7 +237,7 @@ def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.nda
             f"{missing} is missing: pass both X and y, or neither (to train on the book's synthetic data)."
         )
     fx, fy = framework_of(X), framework_of(y)
-    if fx != fy and {fx, fy} & set(_FRAMEWORK_MODULES):
+    if fx != fy and (_foreign(fx) or _foreign(fy)):
         raise TypeError(
             f"X comes from {fx} ({_type_name(X)}) but y from {fy} ({_type_name(y)}); pass both "
             "from the same framework, or both as NumPy arrays."

@@ -28,7 +28,6 @@ import numpy as np
 from polylin._version import __version__
 from polylin.api import DIVERGENCE_POLICIES, fit
 from polylin.backends import KNOWN_BACKENDS, available_backends
-from polylin.result import load
 from polylin.cli.data_files import DataSet, read_data
 from polylin.cli.output import print_table, require, table_of
 from polylin.cli.progress import EpochProgress, wanted
@@ -37,7 +36,7 @@ from polylin.dtypes import SUPPORTED_DTYPES
 from polylin.errors import DivergenceError, StabilityWarning, TrainingInterruptedWarning
 from polylin.losses import LOSSES
 from polylin.randomness import INIT_SCHEMES
-from polylin.result import FitResult
+from polylin.result import FitResult, load
 from polylin.training import GRAD_MODES
 
 if TYPE_CHECKING:
