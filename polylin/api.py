@@ -176,8 +176,7 @@ def fit(
     with be.context():
         X_dev, y_dev = be.asarray(X_host), be.asarray(y_host)
         if start is None:
-            params = be.parameters(w0, b0, trainable=False)
-            initial_loss = float(be.to_numpy(objective.mean(params, X_dev, y_dev)))
+            initial_loss = _initial_loss(objective, be, w0, b0, X_host, y_host, X_dev, y_dev)
         else:
             initial_loss = start.previous.initial_loss
         run = train(
@@ -188,6 +187,24 @@ def fit(
     result = _result(run, start, be, config, initial_loss, true_w, true_b)
     _report_stops(run, result, epochs, lr, on_divergence)
     return result
+
+
+def _initial_loss(
+    objective: Objective, be: Backend, w0: np.ndarray, b0: np.ndarray,
+    X_host: Any, y_host: Any, X_dev: Any, y_dev: Any,
+) -> float:  # fmt: skip
+    """The loss before training. Data already on the host in the fit's dtype are evaluated there,
+    with NumPy: one pass over X, as on the device, without two parameter transfers and an eager
+    evaluation's dispatches (on JAX, 5 % of a warm fit of the book's 1000 examples)."""
+    dtype = be.np_dtype
+    if all(isinstance(a, np.ndarray) and a.dtype == dtype for a in (X_host, y_host)):
+        import array_api_compat.numpy as host_xp
+
+        on_host = Objective(host_xp, objective.loss, fit_intercept=objective.fit_intercept)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(on_host.mean((w0.astype(dtype), b0.astype(dtype)), X_host, y_host))
+    params = be.parameters(w0, b0, trainable=False)
+    return float(be.to_numpy(objective.mean(params, X_dev, y_dev)))
 
 
 def _checked_options(
