@@ -83,9 +83,11 @@ def _entry(name: str) -> BackendEntry:
     try:
         return BACKENDS[name]
     except (KeyError, TypeError):
+        from polylin.suggest import did_you_mean
+
         raise ValueError(
             f"backend={name!r} is not a known backend; choose one of {list(KNOWN_BACKENDS)}, "
-            "or 'auto' (the backend X belongs to)."
+            f"or 'auto' (the backend X belongs to).{did_you_mean(name, [*KNOWN_BACKENDS, 'auto'])}"
         ) from None
 
 
