@@ -229,7 +229,10 @@ def run_command(command: str, cwd: Path, capsys: pytest.CaptureFixture[str]) -> 
     words = shlex.split(command, comments=True)
     if words[0] == "polylin":
         capsys.readouterr()
-        status = main(words[1:])
+        try:
+            status = main(words[1:])
+        except SystemExit as exit_:  # --help
+            status = exit_.code if isinstance(exit_.code, int) else 1
         captured = capsys.readouterr()
         return status, captured.out, captured.err
     env = dict(os.environ)
@@ -397,7 +400,29 @@ def test_documented_command_not_run_here(command: Command) -> None:
     )
 
 
-def test_the_readme_shows_real_output_beside_its_commands() -> None:
+def readme_inline_commands() -> list[str]:
+    """The ``polylin ...`` commands written inline in the README (outside fences), without placeholders."""
+    text = README.read_text(encoding="utf-8")
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    spans = re.findall(r"`(polylin [^`]+)`", prose)
+    return sorted({span for span in spans if not re.search(r"\b[A-Z]{2,}\b|\.\.\.", span)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", readme_inline_commands())
+def test_readme_inline_command_runs(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = _missing(backends_named(command))
+    if missing:
+        pytest.skip(f"README.md `{command}` needs {', '.join(missing)}")
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_command(command, tmp_path, capsys)
+    assert status == 0, f"README.md: `{command}` exited with {status}\n{out}\n{err}"
+
+
+def test_the_readme_keeps_its_sample_and_inline_commands() -> None:
+    assert "polylin experiment learning-rate --backend jax --out lr.png" in readme_inline_commands()
     shown = [c for b in ALL_BLOCKS[README] if b.language in SHELLS for c in commands(b) if c.output]
     assert any(c.text.startswith("polylin fit --backend torch") for c in shown), "the README's sample is gone"
 
