@@ -1,27 +1,35 @@
-"""The cross-backend test matrix.
+"""The cross-backend test matrix, the demo and the reports.
 
-Each backend gets a session of its own, in its own virtual environment,
-installed from its pinned file in ``backends/``; ``all`` puts the four
-frameworks in one process. Inside a backend's session that backend is
-*required*: if it cannot be imported, the run fails (``POLYLIN_REQUIRE_BACKENDS``).
+Each backend's tests run in an environment of their own, installed from its
+pinned file in ``environments/``; ``tests(all)`` puts the four frameworks in
+one process. Inside a backend's session that backend is *required*: if it
+cannot be imported, the run fails (``POLYLIN_REQUIRE_BACKENDS``).
 
-    nox                 # lint, every backend session, the all-in-one matrix and the docs
-    nox -s torch        # one backend
-    nox -s demo         # fit the book's setup on all four, side by side
-    nox -s report       # the comparison report, each backend in its own environment, merged in report/
-    nox -s bench        # polylin against hand-written loops, floors and targets (the performance issue)
+    nox                     # lint, tests for every environment, and the docs (what CI runs)
+    nox -s "tests(torch)"   # one backend; nox -s tests runs all five environments
+    nox -s demo             # everything installed (four frameworks, every extra); fit on all four
+    nox -s report           # the comparison report, each backend in its own environment, merged in report/
+    nox -s bench            # polylin against hand-written loops, floors and targets (the performance issue)
+
+``demo`` and ``tests(all)`` install the same environment (:func:`install_everything`),
+so the tests run where a user of the README's first command works.
 """
 
 from __future__ import annotations
+
+import os
 
 import nox
 
 nox.options.default_venv_backend = "virtualenv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "numpy", "jax", "torch", "mxnet", "all", "docs"]
+nox.options.sessions = ["lint", "tests", "docs"]
 
 PYTHON = "3.11"  # MXNet 1.9.1 and the on-disk torch wheel both need Python 3.11
-BACKEND_SESSIONS = {
+ENVIRONMENTS = "environments"  # one pinned requirements file per environment: environments/<name>.txt
+
+#: The backends each environment's test session requires (must import there).
+REQUIRED_BACKENDS = {
     "numpy": ("numpy", "array-api"),
     "jax": ("numpy", "jax"),
     "torch": ("numpy", "torch"),
@@ -29,59 +37,57 @@ BACKEND_SESSIONS = {
     "all": ("numpy", "jax", "torch", "mxnet", "array-api"),
 }
 
+#: The environment with every framework, and every extra a user of polylin can need
+#: (the tests, the estimator, the command line's progress bars, plots, reports, the benchmarks).
+EVERYTHING = "all"
+EVERY_EXTRA = ("test", "sklearn", "cli", "plot", "report", "bench")
+
+#: The environments whose backends ``nox -s report`` measures, one part each.
+REPORT_ENVIRONMENTS = ("numpy", "jax", "torch", "mxnet")
+REPORT_DIR = "report"
+REPORT_PARTS = f"{REPORT_DIR}/parts"
+
 
 def install_environment(session: nox.Session, environment: str, *extras: str) -> None:
-    """Install ``backends/<environment>.txt``, then polylin with ``extras``, under the same pins."""
-    requirements = f"backends/{environment}.txt"
+    """Install ``environments/<environment>.txt``, then polylin with ``extras``, under the same pins."""
+    requirements = f"{ENVIRONMENTS}/{environment}.txt"
     session.install("-r", requirements)
     target = f".[{','.join(extras)}]" if extras else "."
     session.install("-c", requirements, "-e", target)
 
 
-def run_matrix(session: nox.Session, environment: str) -> None:
-    install_environment(session, environment, "test")
-    required = ",".join(BACKEND_SESSIONS[environment])
+def install_everything(session: nox.Session, *more_extras: str) -> None:
+    """The one environment for everything: all four frameworks and every extra (demo, tests(all), lint)."""
+    install_environment(session, EVERYTHING, *EVERY_EXTRA, *more_extras)
+
+
+def activate_line(session: nox.Session) -> str:
+    """The one shell line that enters the session's environment, relative to where nox was started."""
+    bin_dir = os.path.relpath(session.bin, session.invoked_from)
+    if os.name == "nt":
+        return os.path.join(bin_dir, "activate")
+    return f"source {os.path.join(bin_dir, 'activate')}"
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("environment", [nox.param(name, id=name) for name in REQUIRED_BACKENDS])
+def tests(session: nox.Session, environment: str) -> None:
+    """The test suite in one pinned environment, which requires that environment's backends."""
+    if environment == EVERYTHING:
+        install_everything(session)
+    else:
+        install_environment(session, environment, "test")
     session.run(
         "pytest",
         *(session.posargs or ["tests"]),
-        env={"POLYLIN_REQUIRE_BACKENDS": required, "JAX_PLATFORMS": "cpu"},
+        env={"POLYLIN_REQUIRE_BACKENDS": ",".join(REQUIRED_BACKENDS[environment]), "JAX_PLATFORMS": "cpu"},
     )
 
 
 @nox.session(python=PYTHON)
-def numpy(session: nox.Session) -> None:
-    """The NumPy backend on current NumPy."""
-    run_matrix(session, "numpy")
-
-
-@nox.session(python=PYTHON)
-def jax(session: nox.Session) -> None:
-    """The JAX backend on a current JAX (NumPy 2)."""
-    run_matrix(session, "jax")
-
-
-@nox.session(python=PYTHON)
-def torch(session: nox.Session) -> None:
-    """The PyTorch backend."""
-    run_matrix(session, "torch")
-
-
-@nox.session(python=PYTHON)
-def mxnet(session: nox.Session) -> None:
-    """The MXNet backend (numpy<1.24)."""
-    run_matrix(session, "mxnet")
-
-
-@nox.session(name="all", python=PYTHON)
-def all_backends(session: nox.Session) -> None:
-    """All four frameworks in one process: the full parity matrix."""
-    run_matrix(session, "all")
-
-
-@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff and mypy, in the all-four environment so that mypy sees every library polylin uses."""
-    install_environment(session, "all", "dev", "test", "report", "bench", "cli", "sklearn")
+    """ruff and mypy, in the everything environment so that mypy sees every library polylin uses."""
+    install_everything(session, "dev")
     session.run("ruff", "check", "polylin", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "polylin", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")
@@ -97,64 +103,47 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Fit the book's setup on every backend and print the results side by side."""
-    install_environment(session, "all")
+    """Install everything (the four frameworks, every extra), fit the book's setup on each, side by side.
+
+    Ends with the line that enters the environment, in which every command of
+    the README and of docs/ runs.
+    """
+    install_everything(session)
     session.run("polylin", "fit", "--backend", "all", *session.posargs)
+    print(f"\nEvery command in the README and docs/ runs in this environment. Enter it with:\n\n"
+          f"    {activate_line(session)}\n", flush=True)  # fmt: skip
 
 
 # -- the comparison report and the benchmark suite (not in the default run) -------------------------------
-REPORT_ENVIRONMENTS = ("numpy", "jax", "torch", "mxnet")
-REPORT_DIR = "report"
-REPORT_PARTS = f"{REPORT_DIR}/parts"
 
 
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """The backend comparison report: each backend measured in its own environment, then merged.
 
-    Queues report-numpy, report-jax, report-torch, report-mxnet (each writes
-    report/parts/<backend>.json) and report-merge (writes report/report.json,
-    report.md, report.html and the PNGs). Options go to every measurement:
+    Queues report-part(numpy), report-part(jax), report-part(torch),
+    report-part(mxnet) (each writes report/parts/<backend>.json) and
+    report-merge (writes report/report.json, report.md, report.html and the
+    PNGs). Options go to every measurement:
     ``nox -s report -- --workload large --repeats 2``.
     """
     import shutil
 
     shutil.rmtree(REPORT_PARTS, ignore_errors=True)
     for environment in REPORT_ENVIRONMENTS:
-        session.notify(f"report-{environment}", session.posargs)
+        session.notify(f"report-part({environment})", session.posargs)
     session.notify("report-merge")
 
 
-def measure_in_own_environment(session: nox.Session, environment: str) -> None:
+@nox.session(name="report-part", python=PYTHON)
+@nox.parametrize("environment", [nox.param(name, id=name) for name in REPORT_ENVIRONMENTS])
+def report_part(session: nox.Session, environment: str) -> None:
+    """Measure one backend in its own environment (part of ``report``): report/parts/<backend>.json."""
     install_environment(session, environment, "report")
     session.run(
         "polylin", "compare", "--backends", environment, "--label", environment,
         "--partial", f"{REPORT_PARTS}/{environment}.json", *session.posargs,
     )  # fmt: skip
-
-
-@nox.session(name="report-numpy", python=PYTHON)
-def report_numpy(session: nox.Session) -> None:
-    """Measure the NumPy backend in the numpy environment (part of ``report``)."""
-    measure_in_own_environment(session, "numpy")
-
-
-@nox.session(name="report-jax", python=PYTHON)
-def report_jax(session: nox.Session) -> None:
-    """Measure the JAX backend in the jax environment (part of ``report``)."""
-    measure_in_own_environment(session, "jax")
-
-
-@nox.session(name="report-torch", python=PYTHON)
-def report_torch(session: nox.Session) -> None:
-    """Measure the PyTorch backend in the torch environment (part of ``report``)."""
-    measure_in_own_environment(session, "torch")
-
-
-@nox.session(name="report-mxnet", python=PYTHON)
-def report_mxnet(session: nox.Session) -> None:
-    """Measure the MXNet backend in the mxnet environment (part of ``report``)."""
-    measure_in_own_environment(session, "mxnet")
 
 
 @nox.session(name="report-merge", python=PYTHON)
@@ -174,8 +163,9 @@ def report_merge(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """polylin against hand-written loops in each framework, the bandwidth floors, scikit-learn, import time
-    and memory, in the all-four environment: ``nox -s bench`` (about 10 minutes), ``nox -s bench -- --quick``.
+    """polylin against hand-written loops in each framework, the bandwidth floors, scikit-learn, import
+    time and memory, in the everything environment: ``nox -s bench`` (about 10 minutes), or
+    ``nox -s bench -- --quick``.
     """
-    install_environment(session, "all", "bench")
+    install_everything(session)
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"JAX_PLATFORMS": "cpu"})

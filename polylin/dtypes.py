@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from polylin.suggest import did_you_mean
+
 SUPPORTED_DTYPES: dict[str, np.dtype] = {
     "float32": np.dtype("float32"),
     "float64": np.dtype("float64"),
@@ -30,8 +32,10 @@ def canonical_dtype(dtype: object) -> str:
         as_numpy = None
     if as_numpy is not None and as_numpy.name in SUPPORTED_DTYPES:
         return str(as_numpy.name)
+    # A typo gets a suggestion; a real but unsupported dtype (float16, int32) does not.
+    suggestion = did_you_mean(dtype, SUPPORTED_DTYPES) if as_numpy is None else ""
     raise ValueError(
         f"dtype={dtype!r} is not supported: polylin trains in "
         f"{' or '.join(repr(d) for d in SUPPORTED_DTYPES)}. "
-        "Pass dtype='float32' (the default) or dtype='float64'."
+        f"Pass dtype='float32' (the default) or dtype='float64'.{suggestion}"
     )

@@ -75,4 +75,8 @@ def get_loss(name: str) -> Loss:
     try:
         return LOSSES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"loss={name!r} is not a known loss; choose one of {sorted(LOSSES)}.") from None
+        from polylin.suggest import did_you_mean
+
+        raise ValueError(
+            f"loss={name!r} is not a known loss; choose one of {sorted(LOSSES)}.{did_you_mean(name, LOSSES)}"
+        ) from None

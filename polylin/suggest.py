@@ -1,4 +1,4 @@
-"""'Did you mean ...?' for a mistyped name."""
+"""'Did you mean ...?' for a misspelt name."""
 
 from __future__ import annotations
 
@@ -6,9 +6,17 @@ import difflib
 from collections.abc import Iterable
 
 
-def did_you_mean(value: object, choices: Iterable[str]) -> str:
-    """`` Did you mean 'jax'?`` for the closest of ``choices`` to ``value``, or ``""``."""
-    if not isinstance(value, str):
+def did_you_mean(given: object, choices: Iterable[str]) -> str:
+    """The suffix ``" Did you mean 'jax'?"`` for the choice closest to ``given``, or ``""`` if none is close.
+
+    Comparison ignores case; only strings get a suggestion.
+    """
+    if not isinstance(given, str) or not given:
         return ""
-    close = difflib.get_close_matches(value.lower(), list(choices), n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    options = list(choices)
+    by_lower = {choice.lower(): choice for choice in options}
+    close = difflib.get_close_matches(given.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+
+
+__all__ = ["did_you_mean"]

@@ -48,6 +48,39 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{REQUIRED_ENV} requires backends that cannot be imported:\n{lines}")
 
 
+EMPTY_SET = "got empty parameter set"
+_deselected_for_backends: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop, rather than skip, the tests whose backend list is empty in this session.
+
+    In the numpy session ``backend_params(AUTODIFF_BACKENDS)`` is empty; pytest
+    would show each such test as a skip "got empty parameter set", which hides
+    the skips that matter. A session that does not require a backend simply has
+    no test for it; every remaining skip names what is missing.
+    """
+    kept, dropped = [], []
+    for item in items:
+        reasons = [str(m.kwargs.get("reason", "")) for m in item.iter_markers("skip")]
+        if REQUIRED and any(reason.startswith(EMPTY_SET) for reason in reasons):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        _deselected_for_backends.extend(item.nodeid for item in dropped)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _deselected_for_backends:
+        terminalreporter.write_line(
+            f"polylin: {len(_deselected_for_backends)} tests are only for backends this session does not "
+            f"require ({REQUIRED_ENV}={','.join(REQUIRED)}); deselected, not skipped."
+        )
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installed = [n for n in KNOWN_BACKENDS if n not in IMPORT_PROBLEMS]
     return [

@@ -370,4 +370,4 @@ def test_backends_explains_a_missing_framework(installed: Installed, workdir: Pa
     assert done.returncode == 0, done.stderr
     assert re.search(r"^torch\s+not installed\s+-\s+-$", done.stdout, re.M)
     assert "torch is not installed: simulated: no torch on this machine" in done.stdout
-    assert "install: pip install -r backends/torch.txt" in done.stdout
+    assert "install: pip install -r environments/torch.txt" in done.stdout

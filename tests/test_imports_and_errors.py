@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import backend_params
 
 import polylin
-from polylin.backends import KNOWN_BACKENDS, backend_class
+from polylin.backends import BACKENDS, KNOWN_BACKENDS, backend_class
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +64,27 @@ def test_missing_backend_names_the_install_command() -> None:
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.startswith("BackendNotInstalledError |")
-    assert "pip install -r backends/torch.txt" in probe.stdout
+    assert f"Install it with: {BACKENDS['torch'].install}" in probe.stdout
+    assert "pip install -r " in BACKENDS["torch"].install
+
+
+def test_install_hints_name_files_that_exist() -> None:
+    for entry in BACKENDS.values():
+        words = entry.install.split()
+        if "-r" in words:
+            requirements = words[words.index("-r") + 1]
+            assert (REPO / requirements).is_file(), f"{entry.name}: {entry.install!r} names a missing file"
+            assert requirements.startswith("environments/"), entry.install
+
+
+def test_unknown_backend_suggests_the_closest() -> None:
+    with pytest.raises(ValueError, match=r"backend='jxa' is not a known backend.*Did you mean 'jax'\?"):
+        polylin.fit(backend="jxa")
+    with pytest.raises(ValueError, match=r"Did you mean 'torch'\?"):
+        backend_class("Torch")
+    with pytest.raises(ValueError, match="not a known backend") as info:
+        polylin.fit(backend="tensorflow")
+    assert "Did you mean" not in str(info.value)
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -123,12 +147,22 @@ def test_numpy_backend_has_no_autodiff() -> None:
         ({"batch_size": 2000}, "larger than the 1000 examples"),
         ({"epochs": 0}, "epochs=0"),
         ({"loss": "mse"}, "loss='mse' is not a known loss"),
+        (
+            {"loss": "hubber"},
+            "loss='hubber' is not a known loss; choose one of ['absolute', 'huber', "
+            "'squared']. Did you mean 'huber'?",
+        ),
         ({"dtype": "float16"}, "dtype='float16' is not supported"),
+        (
+            {"dtype": "flaot64"},
+            "dtype='flaot64' is not supported: polylin trains in 'float32' or "
+            "'float64'. Pass dtype='float32' (the default) or dtype='float64'. Did you mean 'float64'?",
+        ),
         ({"init": "ones"}, "init='ones'"),
     ],
 )
 def test_bad_options_are_named(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         polylin.fit(**kwargs)  # type: ignore[arg-type]
 
 

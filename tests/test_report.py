@@ -238,7 +238,7 @@ def test_skipped_backends_are_listed_with_the_reason(tmp_path: Path, monkeypatch
     comparison = compare(["numpy", "mxnet"], SMALL | {"repeats": 1}, out=tmp_path, grad_modes="analytic")
     skipped = comparison.report["skipped"]
     assert [s["variant"] for s in skipped] == ["mxnet/analytic"]
-    assert "not installed" in skipped[0]["reason"] and "backends/mxnet.txt" in skipped[0]["reason"]
+    assert "not installed" in skipped[0]["reason"] and "environments/mxnet.txt" in skipped[0]["reason"]
     assert "mxnet/analytic" in (tmp_path / "report.md").read_text()
     assert "mxnet/analytic" in (tmp_path / "report.html").read_text()
 

@@ -33,28 +33,28 @@ BACKENDS: dict[str, BackendEntry] = {
         "polylin.backends.numpy_backend",
         "NumpyBackend",
         ("numpy", "array_api_compat"),
-        "pip install -r backends/numpy.txt",
+        "pip install -r environments/numpy.txt",
     ),
     "jax": BackendEntry(
         "jax",
         "polylin.backends.jax_backend",
         "JaxBackend",
         ("jax",),
-        "pip install -r backends/jax.txt  (or: pip install 'polylin[jax]')",
+        "pip install -r environments/jax.txt  (or: pip install 'polylin[jax]')",
     ),
     "torch": BackendEntry(
         "torch",
         "polylin.backends.torch_backend",
         "TorchBackend",
         ("torch",),
-        "pip install -r backends/torch.txt  (or: pip install 'polylin[torch]')",
+        "pip install -r environments/torch.txt  (or: pip install 'polylin[torch]')",
     ),
     "mxnet": BackendEntry(
         "mxnet",
         "polylin.backends.mxnet_backend",
         "MxnetBackend",
         ("mxnet",),
-        "pip install -r backends/mxnet.txt  (mxnet 1.9.1 needs Python <= 3.11 and numpy<1.24)",
+        "pip install -r environments/mxnet.txt  (mxnet 1.9.1 needs Python <= 3.11 and numpy<1.24)",
     ),
     "array-api": BackendEntry(
         "array-api",
@@ -72,9 +72,11 @@ def _entry(name: str) -> BackendEntry:
     try:
         return BACKENDS[name]
     except (KeyError, TypeError):
+        from polylin.suggest import did_you_mean
+
         raise ValueError(
             f"backend={name!r} is not a known backend; choose one of {list(KNOWN_BACKENDS)}, "
-            "or 'auto' (the backend X belongs to)."
+            f"or 'auto' (the backend X belongs to).{did_you_mean(name, [*KNOWN_BACKENDS, 'auto'])}"
         ) from None
 
 
