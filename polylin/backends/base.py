@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from polylin.batching import BatchLayout, batch_bounds
+from polylin.devices import DeviceSpec
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
@@ -74,35 +75,6 @@ class BackendInfo:
     version: str
     device: str
     dtype: str
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    """A parsed device request: a kind (``"cpu"`` or ``"gpu"``) and an index."""
-
-    kind: str
-    index: int
-
-    @classmethod
-    def parse(cls, device: object) -> DeviceSpec:
-        """Parse ``None``, ``"cpu"``, ``"gpu"``, ``"cuda"``, ``"gpu:1"`` or ``"cuda:1"``."""
-        if device is None:
-            return cls("cpu", 0)
-        text = str(device).strip().lower()
-        kind, _, index_text = text.partition(":")
-        kind = {"cuda": "gpu"}.get(kind, kind)
-        if kind not in ("cpu", "gpu") or (index_text and not index_text.isdigit()):
-            from polylin.suggest import did_you_mean
-
-            raise ValueError(
-                f"device={device!r} is not a device polylin understands; "
-                "use 'cpu', 'gpu' (or 'cuda'), or 'gpu:N' for the N-th GPU."
-                + did_you_mean(kind, ("cpu", "gpu", "cuda"))
-            )
-        return cls(kind, int(index_text or 0))
-
-    def __str__(self) -> str:
-        return self.kind if self.kind == "cpu" else f"{self.kind}:{self.index}"
 
 
 class Backend(ABC):
