@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from polylin.backends.base import Backend, BackendInfo, DeviceSpec
+from polylin.backends.base import Backend, BackendInfo
+from polylin.devices import DeviceSpec
 from polylin.errors import BackendNotInstalledError
 
 

@@ -60,8 +60,9 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import DeviceSpec, NoAutodiff, run_steps
+from polylin.backends.base import NoAutodiff, run_steps
 from polylin.batching import BatchLayout, batch_bounds
+from polylin.devices import DeviceSpec
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn

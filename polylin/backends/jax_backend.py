@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Backend, DeviceSpec, namespace_with
+from polylin.backends.base import Backend, namespace_with
 from polylin.backends.jax_transfer import host_for_device, stages_for_alignment
 from polylin.batching import BatchLayout
+from polylin.devices import DeviceSpec
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 #: Compiled gradients and epochs, least recently used dropped beyond :data:`CACHE_SIZE`. jit

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Backend, DeviceSpec
+from polylin.backends.base import Backend
 from polylin.backends.mxnet_namespace import nd_namespace
 from polylin.batching import BatchLayout
+from polylin.devices import DeviceSpec
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 #: The epoch runner waits for MXNet's engine every this many steps.

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Backend, DeviceSpec, namespace_with
+from polylin.backends.base import Backend, namespace_with
 from polylin.batching import BatchLayout
+from polylin.devices import DeviceSpec
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 
