@@ -198,7 +198,9 @@ def test_planck_objective_gradient_by_hand_matches_autodiff(backend: str) -> Non
         X, y = be.asarray(lam[:, None]), be.asarray(np.log(radiance))
         params = be.parameters(np.array([C2 / 4000.0]), np.array([0.1]), trainable=be.has_autodiff)
         grads = planck_gradient(be, objective)(params, X, y)
-        by_hand = objective.gradient(be.parameters(np.array([C2 / 4000.0]), np.array([0.1]), trainable=False), X, y)
+        by_hand = objective.gradient(
+            be.parameters(np.array([C2 / 4000.0]), np.array([0.1]), trainable=False), X, y
+        )
         # 1e-7, not tighter: a one-off 1e-9 miss was seen on MXNet, whose float64 exp/log
         # kernels are not correctly rounded.
         for auto, hand in zip(grads, by_hand, strict=True):

@@ -13,7 +13,9 @@ batch size" policy) and drop each epoch's last partial batch.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,11 +24,12 @@ import numpy as np
 from polylin.backends import available_backends, get_backend
 from polylin.backends.base import Backend, run_steps
 from polylin.batching import batch_bounds
+from polylin.errors import DivergenceWarning
 from polylin.losses import get_loss
 from polylin.objective import Objective
 from polylin.randomness import epoch_order
 from polylin.training import host_copy, sgd_step
-from polylin.types import Array, LossFn, Namespace, Params
+from polylin.types import Array, Namespace, Params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -83,12 +86,21 @@ class Trace:
         return np.array([self.losses[index[int(e)]] for e in ends if int(e) in index])
 
 
+@contextlib.contextmanager
+def divergence_expected() -> Iterator[None]:
+    """For runs that diverge on purpose: the divergence is measured and reported, so neither
+    NumPy's overflow warnings nor ``fit(on_divergence="stop")``'s DivergenceWarning are shown."""
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        yield
+
+
 def scalar(backend: Backend, x: Array) -> float:
     """A backend's scalar as a float (MXNet's legacy reductions have shape ``(1,)``, not ``()``)."""
     return float(np.asarray(backend.to_numpy(x)).reshape(-1)[0])
 
 
-class _Diverged(Exception):
+class _NonFiniteError(Exception):
     """Raised from the step callback: the run ends at its first non-finite value."""
 
 
@@ -124,13 +136,13 @@ class _Recorder:
         w, b = host_copy(self.backend, params)
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             self.diverged_at = count
-            raise _Diverged
+            raise _NonFiniteError
         self.w, self.b = w.astype(np.float64), float(b[0])
         if count % self.every == 0 or step == self.steps_per_epoch:
             value = scalar(self.backend, self.evaluate(params))
             if not np.isfinite(value):
                 self.diverged_at = count
-                raise _Diverged
+                raise _NonFiniteError
             self.record(count, value)
 
 
@@ -171,16 +183,19 @@ def trace_sgd(
     if drop_last and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < batch_size:
         bounds = bounds[:-1]
     w_start, b_start = np.asarray(w0, dtype=np.float64), float(np.ravel(b0)[0])
-    with be.context(), np.errstate(over="ignore", invalid="ignore"):  # divergence is measured, not warned
+    with be.context(), divergence_expected():
         X_dev, y_dev = be.asarray(np.asarray(X)), be.asarray(np.asarray(y))
         reported = Objective(be.xp, get_loss(loss), fit_intercept)
         differentiated = reported if objective is None else objective(be.xp)
         grad = "autodiff" if be.has_autodiff else "analytic"
+        # Run eagerly, one step at a time, on JAX too: its eager operations are fast enough here
+        # (jitting the step and the loss measured no faster on the experiments' sizes).
         step = sgd_step(be, differentiated, grad, lr)
-        full_loss = _full_data_loss(be, reported.mean)
-        recorder = _Recorder(
-            be, lambda params: full_loss(params, X_dev, y_dev), every, len(bounds), w_start.copy(), b_start
-        )
+
+        def full_data_loss(params: Params) -> Array:
+            return reported.mean(params, X_dev, y_dev)
+
+        recorder = _Recorder(be, full_data_loss, every, len(bounds), w_start.copy(), b_start)
         params = be.parameters(w_start, np.array([b_start]), trainable=grad == "autodiff")
         recorder.record(0, scalar(be, recorder.evaluate(params)))
         try:
@@ -188,7 +203,7 @@ def trace_sgd(
                 order = be.asarray(epoch_order(seed, epoch, n, shuffle))
                 params = run_steps(step, params, X_dev, y_dev, order, bounds, recorder)
                 recorder.done += len(bounds)
-        except _Diverged:
+        except _NonFiniteError:
             pass
     return Trace(
         label=label,
@@ -201,11 +216,6 @@ def trace_sgd(
         history_w=np.asarray(recorder.history_w),
         history_b=np.asarray(recorder.history_b),
     )
-
-
-def _full_data_loss(backend: Backend, loss: LossFn) -> LossFn:
-    """``loss`` as the tracer evaluates it after a step."""
-    return loss
 
 
 def backend_list(backends: str | Sequence[str] | None) -> list[str]:

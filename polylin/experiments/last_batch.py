@@ -181,7 +181,7 @@ def last_batch(
         "dtype": dtype,
     }
     traces = [
-        trace_sgd(backend, X, y, w0, b0, label=POLICIES[0], **common),  # type: ignore[arg-type]
+        trace_sgd(backend, X, y, w0, b0, label=POLICIES[0], **common),
         trace_sgd(
             backend,
             X,
@@ -191,8 +191,8 @@ def last_batch(
             label=POLICIES[1],
             objective=lambda xp: NominalBatchObjective(xp, loss, nominal=batch_size),
             **common,
-        ),  # type: ignore[arg-type]
-        trace_sgd(backend, X, y, w0, b0, label=POLICIES[2], drop_last=True, **common),  # type: ignore[arg-type]
+        ),
+        trace_sgd(backend, X, y, w0, b0, label=POLICIES[2], drop_last=True, **common),
     ]
 
     def unseen(shuffle: bool) -> int:

@@ -151,6 +151,7 @@ def _torch_hessian(backend: Backend, objective: Objective, params: Params, X: Ar
     grads = torch.autograd.grad(objective.mean(leaves, X, y), leaves, create_graph=True)
     rows = []
     for component in torch.cat([g.reshape(-1) for g in grads]):
+        second: tuple[torch.Tensor | None, ...]
         if component.requires_grad:
             second = torch.autograd.grad(component, leaves, retain_graph=True, allow_unused=True)
         else:  # this component does not depend on the parameters at all
