@@ -33,7 +33,7 @@ from polylin.api import fit
 from polylin.backends import get_backend
 from polylin.backends.base import Backend
 from polylin.experiments._common import ExperimentResult, scalar, table
-from polylin.types import Array, Namespace, Params, TreeFn
+from polylin.types import Array, LossFn, Namespace, Params, TreeFn
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -217,10 +217,20 @@ def direct_fit(
         def step(params: Params, X: Array, y: Array) -> Params:
             return be.update(params, gradient(params, X, y), lr)
 
+        loss: LossFn = objective
+        if be.name == "jax":
+            # JAX only, and only here: the step (gradient and update) and the loss each compiled into
+            # one program. Eager, every array operation is a dispatch of its own and compiles its own
+            # kernel on first use: measured (JAX 0.4.30, CPU), one fit of 4000 steps then took about
+            # 0.25 s instead of 0.1 s.
+            import jax
+
+            step, loss = jax.jit(step), jax.jit(objective)
+
         losses = []
         for k in range(steps):
             if k % 100 == 0 or k == steps - 1:
-                losses.append(scalar(be, objective(params, X, y)))
+                losses.append(scalar(be, loss(params, X, y)))
             params = step(params, X, y)
         theta, beta = (scalar(be, p) for p in params)
     return C2 / theta, float(np.exp(beta)), np.asarray(losses)
