@@ -1,28 +1,35 @@
-"""What the experiments share: a step-by-step SGD trace and the result base class.
+"""What the experiments share: a step-by-step SGD trace, the result base class and a text table.
 
-:func:`trace_sgd` runs the same minibatch step as :func:`polylin.fit` (built by
-:func:`polylin.training.make_sgd_step` from the backend's gradient) over the
-same per-epoch example order, but evaluates the full-data loss every few steps
-instead of once per epoch, so that loss curves show what happens inside an
-epoch. It also lets an experiment swap the objective the gradient is taken of
-(the "divide by the nominal batch size" bug) and drop the last partial batch.
+:func:`trace_sgd` takes the very steps :func:`polylin.fit` takes (the
+:class:`~polylin.training.SGDStep` of :func:`polylin.training.sgd_step`, run by
+the loop's own :func:`~polylin.backends.base.run_steps`) over the same
+per-epoch example order. It watches them through the loop's ``on_step``
+callback and evaluates the full-data loss every few steps instead of once per
+epoch, so that loss curves show what happens inside an epoch. An experiment
+may swap the objective the step differentiates (the "divide by the nominal
+batch size" policy) and drop each epoch's last partial batch.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from polylin.backends import available_backends, get_backend
+from polylin.backends.base import Backend, run_steps
 from polylin.batching import batch_bounds
+from polylin.errors import DivergenceWarning
 from polylin.losses import get_loss
 from polylin.objective import Objective
 from polylin.randomness import epoch_order
-from polylin.training import gradient_function, make_sgd_step
+from polylin.training import host_copy, sgd_step
+from polylin.types import Array, Namespace, Params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,6 +86,66 @@ class Trace:
         return np.array([self.losses[index[int(e)]] for e in ends if int(e) in index])
 
 
+@contextlib.contextmanager
+def divergence_expected() -> Iterator[None]:
+    """For runs that diverge on purpose: the divergence is measured and reported, so neither
+    NumPy's overflow warnings nor ``fit(on_divergence="stop")``'s DivergenceWarning are shown."""
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        yield
+
+
+def scalar(backend: Backend, x: Array) -> float:
+    """A backend's scalar as a float (MXNet's legacy reductions have shape ``(1,)``, not ``()``)."""
+    return float(np.asarray(backend.to_numpy(x)).reshape(-1)[0])
+
+
+class _NonFiniteError(Exception):
+    """Raised from the step callback: the run ends at its first non-finite value."""
+
+
+@dataclass
+class _Recorder:
+    """The ``on_step`` callback of :func:`trace_sgd`: checks every step, records every ``every``-th.
+
+    ``done`` counts the steps of the epochs already finished, so that the steps
+    are numbered over the whole run; ``evaluate`` is the full-data loss.
+    """
+
+    backend: Backend
+    evaluate: Callable[[Params], Array]
+    every: int
+    steps_per_epoch: int
+    w: np.ndarray
+    b: float
+    done: int = 0
+    diverged_at: int | None = None
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    history_w: list[np.ndarray] = field(default_factory=list)
+    history_b: list[float] = field(default_factory=list)
+
+    def record(self, count: int, value: float) -> None:
+        self.steps.append(count)
+        self.losses.append(value)
+        self.history_w.append(self.w)
+        self.history_b.append(self.b)
+
+    def __call__(self, step: int, params: Params) -> None:
+        count = self.done + step
+        w, b = host_copy(self.backend, params)
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            self.diverged_at = count
+            raise _NonFiniteError
+        self.w, self.b = w.astype(np.float64), float(b[0])
+        if count % self.every == 0 or step == self.steps_per_epoch:
+            value = scalar(self.backend, self.evaluate(params))
+            if not np.isfinite(value):
+                self.diverged_at = count
+                raise _NonFiniteError
+            self.record(count, value)
+
+
 def trace_sgd(
     backend: str,
     X: np.ndarray,
@@ -96,15 +163,16 @@ def trace_sgd(
     dtype: str = "float32",
     every: int = 1,
     drop_last: bool = False,
-    objective: Any = None,
+    objective: Callable[[Namespace], Objective] | None = None,
     label: str = "",
 ) -> Trace:
-    """Minibatch SGD from ``(w0, b0)``, recording the full-data loss every ``every`` steps.
+    """Minibatch SGD from ``(w0, b0)``, recording the full-data loss every ``every`` steps
+    (and at the end of every epoch).
 
-    ``objective``, a function ``xp -> objective``, replaces the objective the
-    gradient is taken of (its ``__call__`` for autodiff, its ``gradient`` on
-    NumPy); the recorded loss is always the mean ``loss`` over all the data.
-    ``drop_last`` skips each epoch's last partial batch, as
+    ``objective``, a function ``xp -> Objective``, replaces the objective the
+    step differentiates (its ``total`` by autodiff, its hand-derived
+    ``gradient`` on NumPy); the recorded loss is always the mean ``loss`` over
+    all the data. ``drop_last`` skips each epoch's last partial batch, as
     ``torch.utils.data.DataLoader(drop_last=True)`` does.
     """
     if every < 1:
@@ -114,58 +182,39 @@ def trace_sgd(
     bounds = batch_bounds(n, batch_size)
     if drop_last and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < batch_size:
         bounds = bounds[:-1]
-    w_history: list[np.ndarray] = []
-    b_history: list[float] = []
-    with be.context(), np.errstate(over="ignore", invalid="ignore"):  # divergence is measured, not warned
+    w_start, b_start = np.asarray(w0, dtype=np.float64), float(np.ravel(b0)[0])
+    with be.context(), divergence_expected():
         X_dev, y_dev = be.asarray(np.asarray(X)), be.asarray(np.asarray(y))
-        reported = Objective(be.xp, get_loss(loss))
+        reported = Objective(be.xp, get_loss(loss), fit_intercept)
         differentiated = reported if objective is None else objective(be.xp)
         grad = "autodiff" if be.has_autodiff else "analytic"
-        step = be.compile(
-            make_sgd_step(be, gradient_function(be, differentiated, grad), lr, fit_intercept),
-            donate_params=True,
-        )
-        evaluate = be.evaluator(reported)
-        params = be.parameters(
-            np.asarray(w0, dtype=np.float64), np.full(1, float(np.ravel(b0)[0])), trainable=grad == "autodiff"
-        )
-        last_w, last_b = np.asarray(w0, dtype=np.float64).copy(), float(np.ravel(b0)[0])
-        steps, losses = [0], [evaluate(params, X_dev, y_dev)]
-        w_history.append(last_w.copy())
-        b_history.append(last_b)
-        count, diverged_at = 0, None
-        for epoch in range(epochs):
-            order = be.index_array(epoch_order(seed, epoch, n, shuffle))
-            for lo, hi in bounds:
-                params = step(params, X_dev, y_dev, order[lo:hi])
-                count += 1
-                w_now = np.asarray(be.to_numpy(params[0]), dtype=np.float64)
-                b_now = float(np.asarray(be.to_numpy(params[1]))[0])
-                if not (np.all(np.isfinite(w_now)) and np.isfinite(b_now)):
-                    diverged_at = count
-                    break
-                last_w, last_b = w_now, b_now
-                if count % every == 0 or hi == bounds[-1][1]:
-                    value = evaluate(params, X_dev, y_dev)
-                    if not np.isfinite(value):
-                        diverged_at = count
-                        break
-                    steps.append(count)
-                    losses.append(value)
-                    w_history.append(w_now)
-                    b_history.append(b_now)
-            if diverged_at is not None:
-                break
+        # Run eagerly, one step at a time, on JAX too: its eager operations are fast enough here
+        # (jitting the step and the loss measured no faster on the experiments' sizes).
+        step = sgd_step(be, differentiated, grad, lr)
+
+        def full_data_loss(params: Params) -> Array:
+            return reported.mean(params, X_dev, y_dev)
+
+        recorder = _Recorder(be, full_data_loss, every, len(bounds), w_start.copy(), b_start)
+        params = be.parameters(w_start, np.array([b_start]), trainable=grad == "autodiff")
+        recorder.record(0, scalar(be, recorder.evaluate(params)))
+        try:
+            for epoch in range(epochs):
+                order = be.asarray(epoch_order(seed, epoch, n, shuffle))
+                params = run_steps(step, params, X_dev, y_dev, order, bounds, recorder)
+                recorder.done += len(bounds)
+        except _NonFiniteError:
+            pass
     return Trace(
         label=label,
-        steps=np.asarray(steps),
-        losses=np.asarray(losses, dtype=np.float64),
+        steps=np.asarray(recorder.steps),
+        losses=np.asarray(recorder.losses, dtype=np.float64),
         steps_per_epoch=len(bounds),
-        diverged_at=diverged_at,
-        w=last_w,
-        b=last_b,
-        history_w=np.asarray(w_history),
-        history_b=np.asarray(b_history),
+        diverged_at=recorder.diverged_at,
+        w=recorder.w,
+        b=recorder.b,
+        history_w=np.asarray(recorder.history_w),
+        history_b=np.asarray(recorder.history_b),
     )
 
 
@@ -197,9 +246,22 @@ class ExperimentResult(abc.ABC):
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
+    """An aligned plain-text table (columns two spaces apart, no rules), rendered by ``rich``.
+
+    Every cell is taken as literal text, never as rich markup, so ``[300, 100]``
+    prints as it is; no colour or style codes reach the string.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False, header_style="none")
+    for name in header:
+        grid.add_column(Text(str(name)), no_wrap=True, overflow="ignore")
+    for row in rows:
+        grid.add_row(*(Text(str(cell)) for cell in row))
+    out = io.StringIO()
+    Console(file=out, width=100_000, color_system=None, force_terminal=False, soft_wrap=False).print(grid)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())

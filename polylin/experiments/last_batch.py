@@ -32,6 +32,7 @@ from polylin.experiments._common import ExperimentResult, Trace, table, trace_sg
 from polylin.losses import get_loss
 from polylin.objective import Objective
 from polylin.randomness import epoch_order, initial_parameters
+from polylin.types import Array, Params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,22 +42,27 @@ POLICIES = ("mean over its own examples", "divide by nominal batch size", "drop 
 
 @dataclass(frozen=True)
 class NominalBatchObjective(Objective):
-    """``Σᵢ l(rᵢ) / B`` for a nominal batch size ``B``: the book's ``sgd`` dividing by ``batch_size``."""
+    """The book's ``sgd``, which divides by ``batch_size`` whatever the batch holds.
 
-    nominal: int = 10
+    The SGD step moves by ``lr/m`` times the gradient of :meth:`total`, ``m``
+    being the examples in the batch, so :meth:`total` is scaled by ``m/B``: the
+    step is then ``lr/B · Σᵢ ∇l(rᵢ)`` for the nominal batch size ``B``. The
+    reported loss (:meth:`mean`) is not changed.
+    """
 
-    def __call__(self, params: Any, X: Any, y: Any) -> Any:
+    nominal: int = field(default=10, kw_only=True)
+
+    def total(self, params: Params, X: Array, y: Array) -> Array:
+        """``(m/B) Σᵢ l(rᵢ)``."""
         # Scaled before the reduction: MXNet cannot record a scalar times a 0-d array.
         residual = self.residual(params, X, y)
-        return self.xp.mean(self.loss.pointwise(self.xp, residual) * (X.shape[0] / self.nominal))
+        return self.xp.sum(self.loss.pointwise(self.xp, residual) * (X.shape[0] / self.nominal))
 
-    def gradient(self, params: Any, X: Any, y: Any) -> Any:
+    def gradient(self, params: Params, X: Array, y: Array) -> Params:
+        """The gradient of :meth:`total`, by hand: ``(m/B)`` times :meth:`Objective.gradient`."""
         scale = X.shape[0] / self.nominal
         grad_w, grad_b = super().gradient(params, X, y)
         return grad_w * scale, grad_b * scale
-
-    def value_and_gradient(self, params: Any, X: Any, y: Any) -> Any:
-        return self(params, X, y), self.gradient(params, X, y)
 
 
 @dataclass
@@ -148,20 +154,23 @@ def last_batch(
     X, y = synthetic_data(n=n, seed=seed, dtype=dtype)
     sizes = [len(xb) for xb, _ in minibatches(X, y, batch_size, seed=seed)]
 
-    # The last step from the same parameters, under the two normalisations, on the backend itself.
+    # The last step from the same parameters, under the two normalisations, on the backend itself:
+    # the step is lr/m times the gradient of the batch's total, m = the examples in the batch.
     be = get_backend(backend, dtype=dtype)
     with be.context():
         layout = BatchLayout(n, batch_size)
         order = epoch_order(seed, 0, n, True)
-        tail = be.index_array(order[layout.n_full * batch_size :])
-        Xt, yt = be.take(be.asarray(X), tail), be.take(be.asarray(y), tail)
+        tail = be.asarray(order[layout.n_full * batch_size :])
+        Xt, yt = (be.xp.take(be.asarray(a), tail, axis=0) for a in (X, y))
+        m = int(Xt.shape[0])
         w0, b0 = initial_parameters(seed, X.shape[1])
         params = be.parameters(w0, b0, trainable=False)
         loss = get_loss("squared")
-        mean_grad = Objective(be.xp, loss).gradient(params, Xt, yt)
-        nominal_grad = NominalBatchObjective(be.xp, loss, batch_size).gradient(params, Xt, yt)
+        mean_step = Objective(be.xp, loss).gradient(params, Xt, yt)
+        nominal_step = NominalBatchObjective(be.xp, loss, nominal=batch_size).gradient(params, Xt, yt)
         lengths = [
-            np.sqrt(sum(float(np.sum(be.to_numpy(g) ** 2)) for g in gs)) for gs in (mean_grad, nominal_grad)
+            np.sqrt(sum(float(np.sum((be.to_numpy(g) / m) ** 2)) for g in gs))
+            for gs in (mean_step, nominal_step)
         ]
 
     common: dict[str, Any] = {
@@ -172,7 +181,7 @@ def last_batch(
         "dtype": dtype,
     }
     traces = [
-        trace_sgd(backend, X, y, w0, b0, label=POLICIES[0], **common),  # type: ignore[arg-type]
+        trace_sgd(backend, X, y, w0, b0, label=POLICIES[0], **common),
         trace_sgd(
             backend,
             X,
@@ -180,10 +189,10 @@ def last_batch(
             w0,
             b0,
             label=POLICIES[1],
-            objective=lambda xp: NominalBatchObjective(xp, loss, batch_size),
+            objective=lambda xp: NominalBatchObjective(xp, loss, nominal=batch_size),
             **common,
-        ),  # type: ignore[arg-type]
-        trace_sgd(backend, X, y, w0, b0, label=POLICIES[2], drop_last=True, **common),  # type: ignore[arg-type]
+        ),
+        trace_sgd(backend, X, y, w0, b0, label=POLICIES[2], drop_last=True, **common),
     ]
 
     def unseen(shuffle: bool) -> int:

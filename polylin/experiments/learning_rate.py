@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from polylin.api import fit
 from polylin.data import synthetic_data
-from polylin.experiments._common import ExperimentResult, Trace, table, trace_sgd
+from polylin.experiments._common import ExperimentResult, Trace, divergence_expected, table, trace_sgd
 from polylin.randomness import initial_parameters
 from polylin.result import FitResult
 
@@ -104,7 +102,7 @@ def learning_rate(
                 backend, X, y, w0, b0, lr=lr, epochs=epochs, seed=seed, dtype=dtype, label=f"lr = {lr:g}"
             )
         )
-        with np.errstate(over="ignore", invalid="ignore"):
+        with divergence_expected():
             fits.append(
                 fit(
                     X,

@@ -25,12 +25,12 @@ resistor) recovers all five in one fit without intercept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from polylin.api import fit
-from polylin.experiments._common import ExperimentResult, table
+from polylin.experiments._common import ExperimentResult, divergence_expected, table
 from polylin.result import FitResult
 
 if TYPE_CHECKING:
@@ -180,22 +180,28 @@ def ohm(
 ) -> OhmResult:
     """Recover each resistance from noisy (I, V) measurements, in raw and in standardised units."""
     current, volts, which = measurements(per_resistor=per_resistor, seed=seed)
-    options = {"backend": backend, "epochs": epochs, "seed": seed, "dtype": dtype, "fit_intercept": False}
+    options: dict[str, Any] = {
+        "backend": backend,
+        "epochs": epochs,
+        "seed": seed,
+        "dtype": dtype,
+        "fit_intercept": False,
+    }
     raw, raw_tiny, standardised, curvature = [], [], [], []
-    with np.errstate(over="ignore", invalid="ignore"):
+    with divergence_expected():
         for k in range(len(RESISTANCES)):
             amps, V = current[which == k, None], volts[which == k]
             curvature.append(float(np.mean(amps**2)))
             # Raw units on purpose: the stability check would (rightly) warn about the first one.
-            raw.append(fit(amps, V, lr=0.03, on_divergence="stop", check_stability=False, **options))  # type: ignore[arg-type]
-            raw_tiny.append(fit(amps, V, lr=tiny_lr, on_divergence="stop", check_stability=False, **options))  # type: ignore[arg-type]
+            raw.append(fit(amps, V, lr=0.03, on_divergence="stop", check_stability=False, **options))
+            raw_tiny.append(fit(amps, V, lr=tiny_lr, on_divergence="stop", check_stability=False, **options))
             rms = float(np.sqrt(np.mean(amps**2)))
-            standardised.append(float(fit(amps / rms, V, lr=0.03, **options).w[0]) / rms)  # type: ignore[arg-type]
+            standardised.append(float(fit(amps / rms, V, lr=0.03, **options).w[0]) / rms)
     # All five resistors in one fit: column k holds I where the measurement is from resistor k.
     columns = np.zeros((len(current), len(RESISTANCES)))
     columns[np.arange(len(current)), which] = current
     scale = np.sqrt(np.mean(columns**2, axis=0))
-    joint = fit(columns / scale, volts, lr=0.03, **options)  # type: ignore[arg-type]
+    joint = fit(columns / scale, volts, lr=0.03, **options)
     pooled = float(current @ volts / (current @ current))  # the least-squares slope through the origin
     return OhmResult(
         backend,

@@ -1,10 +1,11 @@
 """Exercise: what problems come up when extending autograd to second derivatives, and how to fix them?
 
-Each backend's :meth:`~polylin.backends.base.Backend.hessian` computes the
-``(d+1)×(d+1)`` Hessian of the mean loss in ``(w, b)`` with the framework's
-own autodiff (``jax.hessian``; torch differentiating a gradient taken with
+:func:`hessian` computes the ``(d+1)×(d+1)`` Hessian of the mean loss in
+``(w, b)`` with each framework's own autodiff, one small function per
+framework (``jax.hessian``; torch differentiating a gradient taken with
 ``create_graph=True``; MXNet's ``autograd.grad(create_graph=True)``; NumPy by
-hand). It is compared with the analytic one: with ``A = [X 1]``,
+hand). The backends themselves know nothing of second derivatives: only this
+experiment needs them. Each is compared with the analytic Hessian: with ``A = [X 1]``,
 ``H = Aᵀ diag(l''(r)) A / n``, which for the squared loss is ``AᵀA/n``, the
 ``XᵀX/n`` of the normal equations.
 
@@ -28,17 +29,19 @@ What this shows:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from polylin.backends import get_backend
+from polylin.backends.base import Backend
 from polylin.data import synthetic_data
 from polylin.experiments._common import ExperimentResult, backend_list, table
 from polylin.losses import HUBER_DELTA, get_loss
 from polylin.objective import Objective
+from polylin.types import Array, Params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,17 +68,156 @@ def points() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     return {"generic": (X, y, *GENERIC_PARAMS), "kinks": (kink_X, kink_y, kink_w, kink_b)}
 
 
-def analytic_hessian(loss: str, X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``Aᵀ diag(l''(r)) A / n`` with ``A = [X 1]``; ``l''`` taken as 1 at ``|r| = δ`` and 0 at ``r = 0``."""
-    design = np.column_stack([X, np.ones(len(X))])
-    residual = X @ w + b - y
-    curvature = {
-        "squared": np.ones_like(residual),
-        "absolute": np.zeros_like(residual),
-        "huber": (np.abs(residual) <= HUBER_DELTA).astype(np.float64),
-    }[loss]
-    result: np.ndarray = (design.T * curvature) @ design / len(X)
+#: ``l''(r)`` of each loss, as the hand derivation takes it: 0 for the absolute loss even at
+#: ``r = 0`` (where it does not exist) and 1 for Huber's exactly at ``|r| = δ``.
+SECOND_DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "squared": np.ones_like,
+    "absolute": np.zeros_like,
+    "huber": lambda r: (np.abs(r) <= HUBER_DELTA).astype(r.dtype),
+}
+
+
+def _by_hand(loss: str, X: np.ndarray, residual: np.ndarray, intercept: bool = True) -> np.ndarray:
+    """``Aᵀ diag(l''(r)) A / m`` with ``A = [X 1]`` (``[X 0]`` without an intercept).
+
+    The model is linear in ``(w, b)``, so only the loss's second derivative ``l''`` enters:
+    the second derivative of ``l(aᵢᵀθ − yᵢ)`` in ``θ = (w, b)`` is ``l''(rᵢ) aᵢ aᵢᵀ``.
+    """
+    second = SECOND_DERIVATIVES.get(loss)
+    if second is None:
+        raise TypeError(
+            f"Hessians are derived by hand only for the losses {sorted(SECOND_DERIVATIVES)}; got {loss!r}."
+        )
+    column = np.ones if intercept else np.zeros
+    design = np.concatenate([X, column((X.shape[0], 1), dtype=X.dtype)], axis=1)
+    result: np.ndarray = (design.T * second(residual).astype(X.dtype)) @ design / X.shape[0]
     return result
+
+
+def analytic_hessian(loss: str, X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The reference: :func:`_by_hand` in float64 on the host."""
+    X = np.asarray(X, dtype=np.float64)
+    return _by_hand(loss, X, X @ w + b - y)
+
+
+# -- one Hessian per framework -------------------------------------------------------------------
+
+
+def hessian(backend: Backend, objective: Objective, params: Params, X: Array, y: Array) -> np.ndarray:
+    """The Hessian of ``objective``'s mean loss in ``(w, b)`` at ``params``, rows and columns
+    ordered ``w₁ … w_d, b``, computed by ``backend``'s framework (by hand on NumPy).
+
+    Raises :class:`NotImplementedError` for a backend that cannot compute it.
+    Run it inside ``backend.context()`` (JAX's float64 needs it).
+    """
+    compute = _HESSIANS.get(backend.name)
+    if compute is None:
+        raise NotImplementedError(
+            f"The {backend.name} backend does not compute Hessians; use the numpy backend "
+            "(hand-derived) or jax / torch (their autodiff)."
+        )
+    return np.asarray(compute(backend, objective, params, X, y), dtype=np.float64)
+
+
+def _numpy_hessian(backend: Backend, objective: Objective, params: Params, X: Array, y: Array) -> np.ndarray:
+    """NumPy has no autodiff: the hand-derived ``Aᵀ diag(l''(r)) A / m`` (see :func:`_by_hand`),
+    in the backend's dtype. For the squared loss it is ``AᵀA/m``, the ``XᵀX/n`` of the normal
+    equations."""
+    residual = np.asarray(backend.to_numpy(objective.residual(params, X, y)))
+    return _by_hand(objective.loss.name, np.asarray(X), residual, objective.fit_intercept)
+
+
+def _jax_hessian(backend: Backend, objective: Objective, params: Params, X: Array, y: Array) -> np.ndarray:
+    """``jax.hessian`` (forward-mode over reverse-mode), whose four ``(w, b)`` blocks are joined
+    into one matrix. JAX differentiates any function it can trace, any number of times."""
+    import jax
+    import jax.numpy as jnp
+
+    (ww, wb), (bw, bb) = jax.hessian(objective.mean)(params, X, y)
+    return np.asarray(jnp.block([[ww, wb], [bw, bb]]))
+
+
+def _torch_hessian(backend: Backend, objective: Objective, params: Params, X: Array, y: Array) -> np.ndarray:
+    """Reverse over reverse: the gradient is taken with ``create_graph=True``, so that autograd
+    records it, then each of its components is differentiated again.
+
+    Without ``create_graph`` the gradient is a plain tensor with no history and the
+    second ``torch.autograd.grad`` fails ("element 0 of tensors does not require grad");
+    calling ``.backward()`` twice only adds the first derivative to ``.grad`` a second time.
+    """
+    import torch
+
+    leaves = tuple(p.detach().clone().requires_grad_(True) for p in params)
+    grads = torch.autograd.grad(objective.mean(leaves, X, y), leaves, create_graph=True)
+    rows = []
+    for component in torch.cat([g.reshape(-1) for g in grads]):
+        second: tuple[torch.Tensor | None, ...]
+        if component.requires_grad:
+            second = torch.autograd.grad(component, leaves, retain_graph=True, allow_unused=True)
+        else:  # this component does not depend on the parameters at all
+            second = (None,) * len(leaves)
+        rows.append(
+            torch.cat([
+                (torch.zeros_like(p) if s is None else s).reshape(-1)
+                for p, s in zip(leaves, second, strict=True)
+            ])
+        )  # fmt: skip
+    return np.asarray(torch.stack(rows).detach().cpu().numpy())
+
+
+def _mxnet_hessian(backend: Backend, objective: Objective, params: Params, X: Array, y: Array) -> np.ndarray:
+    """Reverse over reverse with ``autograd.grad(..., create_graph=True)``, as far as MXNet allows.
+
+    MXNet 1.9.1 can differentiate twice only a few elementwise operators (``sin``,
+    ``cos``, ``log``, ``exp``, ``square``, ``abs``, ``clip``, ``relu`` on legacy ``nd``
+    arrays). The backward passes of the operators every loss needs (matrix product,
+    broadcast multiply, sum, reshape) register no gradient of their own, so the second
+    pass fails; this raises :class:`NotImplementedError` naming the operator MXNet reports.
+    """
+    import mxnet as mx
+
+    nd = mx.nd
+    leaves = [p.copy() for p in params]
+    for leaf in leaves:
+        leaf.attach_grad()
+    rows = []
+    try:
+        with mx.autograd.record():
+            value = objective.mean((leaves[0], leaves[1]), X, y)
+            grads = mx.autograd.grad(value, leaves, create_graph=True, retain_graph=True)
+            flat = nd.concat(*[g.reshape(-1) for g in grads], dim=0)
+            components = [flat[i] for i in range(flat.shape[0])]
+        for component in components:
+            second = mx.autograd.grad(component, leaves, retain_graph=True)
+            rows.append(nd.concat(*[s.reshape(-1) for s in second], dim=0))
+        return np.asarray(nd.stack(*rows).asnumpy())  # asnumpy waits: the engine's error surfaces here
+    except mx.base.MXNetError as exc:
+        raise NotImplementedError(mxnet_second_order_message(str(exc), backend.version)) from None
+
+
+def mxnet_second_order_message(error: str, version: str) -> str:
+    """Why MXNet cannot compute a Hessian, from the error its engine raised."""
+    import re
+
+    found = re.search(r"Operator (\S+) is non-differentiable", error)
+    culprit = f"operator {found.group(1)} has" if found else "an operator in the objective has"
+    return (
+        f"The mxnet backend cannot compute this Hessian: in MXNet {version}, {culprit} no "
+        "gradient of its own (no FGradient), so autograd cannot differentiate the first "
+        "derivative again. MXNet's second-order autograd covers only a few elementwise "
+        "operators (sin, cos, log, exp, square, abs, clip, relu), not the products and sums a "
+        "loss is made of. Use the numpy backend (hand-derived Hessian) or jax / torch."
+    )
+
+
+HessianFn = Callable[[Backend, Objective, Params, Array, Array], np.ndarray]
+#: The Hessian of each backend, by :attr:`~polylin.backends.base.Backend.name`.
+_HESSIANS: dict[str, HessianFn] = {
+    "numpy": _numpy_hessian,
+    "jax": _jax_hessian,
+    "torch": _torch_hessian,
+    "mxnet": _mxnet_hessian,
+}
 
 
 @dataclass
@@ -207,9 +349,9 @@ def second_derivatives(backends: str | Sequence[str] | None = None) -> SecondDer
             with backend.context():
                 objective = Objective(backend.xp, get_loss(loss))
                 params = backend.parameters(w, b, trainable=False)
+                X_dev, y_dev = backend.asarray(X), backend.asarray(y)
                 try:
-                    h = backend.hessian(objective)(params, backend.asarray(X), backend.asarray(y))
-                    hessians[(case, name)] = np.asarray(backend.to_numpy(h), dtype=np.float64)
+                    hessians[(case, name)] = hessian(backend, objective, params, X_dev, y_dev)
                 except NotImplementedError as exc:
                     hessians[(case, name)] = None
                     failures[(case, name)] = str(exc)
