@@ -185,7 +185,7 @@ def trace_sgd(
     w_start, b_start = np.asarray(w0, dtype=np.float64), float(np.ravel(b0)[0])
     with be.context(), divergence_expected():
         X_dev, y_dev = be.asarray(np.asarray(X)), be.asarray(np.asarray(y))
-        reported = Objective(be.xp, get_loss(loss), fit_intercept)
+        reported = Objective(be.xp, get_loss(loss), fit_intercept=fit_intercept)
         differentiated = reported if objective is None else objective(be.xp)
         grad = "autodiff" if be.has_autodiff else "analytic"
         # Run eagerly, one step at a time, on JAX too: its eager operations are fast enough here
