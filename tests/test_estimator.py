@@ -22,6 +22,7 @@ import polylin
 from polylin.backends import get_backend
 from polylin.estimator import EXPECTED_FAILED_CHECKS, SGDLinearRegressor
 from polylin.losses import get_loss
+from polylin.objective import Objective
 from polylin.tolerances import tolerance_for
 from polylin.training import train
 
@@ -177,9 +178,8 @@ def test_partial_fit_on_new_chunks_continues_from_the_current_parameters() -> No
     # The same epoch by hand: the shared loop from the first call's parameters, epoch index 1.
     be = get_backend("numpy", dtype="float64")
     expected = train(
-        be, X2, y2, *after_first,
-        loss=get_loss("squared"), lr=0.03, batch_size=10, epochs=2, seed=7, grad="analytic",
-        start_epoch=1,
+        be, Objective(be.xp, get_loss("squared")), X2, y2, *after_first,
+        lr=0.03, batch_size=10, epochs=2, seed=7, grad="analytic", start_epoch=1,
     )  # fmt: skip
     np.testing.assert_array_equal(model.coef_, expected.w)
     assert float(model.intercept_) == float(expected.b[0])

@@ -386,16 +386,21 @@ class ArrayApiBackend(NoAutodiff):
     # -- arrays ---------------------------------------------------------------
     def asarray(self, host: Any) -> Array:
         """An array of the namespace on its device: floats in the fit's dtype, integers as row
-        indices; arrays of the namespace itself are cast and moved without a trip through the host."""
+        indices; arrays of the namespace itself are moved without a trip through the host."""
         xp = self._xp
         if isinstance(host, ResidentArray):
             host = host.array
-        if self._owns(host) and xp.isdtype(host.dtype, "real floating"):
-            x = host if host.dtype == self.xp_dtype else xp.astype(host, self.xp_dtype)
-            return x if device_of(x) == self.device else xp.asarray(x, device=self.device)
+        if self._owns(host):
+            return host if xp.isdtype(host.dtype, "integral") else self._float(host)
         host = np.asarray(host)
         dtype = np.int64 if host.dtype.kind in "iu" else self.np_dtype
         return xp.asarray(np.asarray(host, dtype=dtype), device=self.device)
+
+    def _float(self, x: Array) -> Array:
+        """One of the namespace's own arrays in the fit's float dtype, on the fit's device."""
+        xp = self._xp
+        x = x if x.dtype == self.xp_dtype else xp.astype(x, self.xp_dtype)
+        return x if device_of(x) == self.device else xp.asarray(x, device=self.device)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return host_array(x)
@@ -494,8 +499,8 @@ class ArrayApiBackend(NoAutodiff):
             raise ValueError(
                 f"y has {y.shape[0]} values but X has {n} rows; they must describe the same examples."
             )
-        X = self.asarray(self._numeric("X", X))
-        y = self.asarray(self._numeric("y", y))
+        X = self._float(self._numeric("X", X))
+        y = self._float(self._numeric("y", y))
         self._check_finite("X", X)
         self._check_finite("y", y)
         return self._resident(X), self._resident(y)
