@@ -216,7 +216,7 @@ def _checked_options(
     batch_size = check_positive_int("batch_size", batch_size, "the book uses batch_size=10")
     epochs = check_positive_int("epochs", epochs, "the book trains for epochs=3")
     seed = check_seed(seed)
-    loss_fn = get_loss(loss)  # type: ignore[arg-type]
+    loss_fn = get_loss(str(loss))
     dtype = canonical_dtype(dtype)
     check_choice("init", init, INIT_SCHEMES)
     check_choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)

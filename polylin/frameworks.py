@@ -34,9 +34,9 @@ def to_numpy(x: Any) -> np.ndarray:
     """A NumPy copy (or view) of any framework's array, from its device."""
     framework = framework_of(x)
     if framework == "torch":
-        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+        return np.asarray(x.detach().cpu().numpy())
     if framework == "mxnet":
-        return x.asnumpy()  # type: ignore[no-any-return]
+        return np.asarray(x.asnumpy())
     if framework == "dask":
         return np.asarray(x.compute())
     return np.asarray(x)

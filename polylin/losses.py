@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-Array = Any
-Namespace = Any
+from polylin.types import Array, Namespace
 
 HUBER_DELTA = 1.0
 

@@ -414,7 +414,8 @@ class ArrayApiBackend(NoAutodiff):
     # -- the update ---------------------------------------------------------------
     def update(self, params: Params, grads: Params, lr: float) -> Params:
         # Functional: not every namespace has in-place operations (JAX, dask).
-        return tuple(p - lr * g for p, g in zip(params, grads, strict=True))  # type: ignore[return-value]
+        (w, b), (grad_w, grad_b) = params, grads
+        return w - lr * grad_w, b - lr * grad_b
 
     # -- running an epoch -----------------------------------------------------------
     def block_rows(self, layout: BatchLayout, n_features: int) -> int:

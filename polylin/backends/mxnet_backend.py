@@ -90,7 +90,7 @@ class MxnetBackend(Backend):
         return array if self.device_spec.kind == "cpu" else array.as_in_context(self.device)
 
     def to_numpy(self, x: Array) -> np.ndarray:
-        return x.asnumpy()  # type: ignore[no-any-return]
+        return np.asarray(x.asnumpy())
 
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         # Always fresh copies: the update writes into them.

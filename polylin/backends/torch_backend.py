@@ -118,7 +118,7 @@ class TorchBackend(Backend):
             return self._torch.as_tensor(host, dtype=dtype, device=self.device)
 
     def to_numpy(self, x: Array) -> np.ndarray:
-        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+        return np.asarray(x.detach().cpu().numpy())
 
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         torch = self._torch
