@@ -12,11 +12,10 @@ import math
 
 import numpy as np
 
-from polylin.backends.base import run_steps
+from polylin.backends.base import Backend, run_steps
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.objective import Objective
-from polylin.training import SGDStep, host_copy
-from polylin.types import Array, Params
+from polylin.types import Array, Params, StepFn
 
 #: The replay evaluates the full-data loss after every step while that costs at most this many
 #: (example × feature) products in all, else after every k-th step, k chosen to keep within
@@ -32,7 +31,9 @@ class _FoundError(Exception):
 
 
 def locate_divergence(
-    step: SGDStep,
+    backend: Backend,
+    step: StepFn,
+    grad: str,
     objective: Objective,
     X: Array,
     y: Array,
@@ -46,7 +47,6 @@ def locate_divergence(
     Exact when every step can be checked (see :data:`SCAN_BUDGET`); otherwise exact as long as
     the loss, once non-finite, stays so within a stretch of k steps.
     """
-    backend = step.backend
     bounds = batch_bounds(layout.n_examples, layout.batch_size)
     evaluation_cost = max(1, layout.n_examples * int(X.shape[1]))
     stride = max(1, -(-len(bounds) * evaluation_cost // SCAN_BUDGET))
@@ -57,7 +57,7 @@ def locate_divergence(
 
         def watch(count: int, params: Params) -> None:
             count += first - 1
-            current = host_copy(backend, params)
+            current = (np.array(backend.to_numpy(params[0])), np.array(backend.to_numpy(params[1])))
             if not (np.isfinite(current[0]).all() and np.isfinite(current[1]).all()):
                 raise _FoundError(count)
             if count % check_every == 0 or count == last:
@@ -65,7 +65,7 @@ def locate_divergence(
                     raise _FoundError(count)
                 good[0] = (count, current)
 
-        params = backend.parameters(*host, trainable=step.grad == "autodiff")
+        params = backend.parameters(*host, trainable=grad == "autodiff")
         try:
             run_steps(step, params, X, y, order, bounds[first - 1 : last], watch)
         except _FoundError as found:

@@ -25,6 +25,7 @@ import numpy as np
 
 from polylin.backends.base import Backend, run_steps
 from polylin.batching import BatchLayout, batch_bounds
+from polylin.divergence import locate_divergence
 from polylin.objective import Objective
 from polylin.randomness import epoch_order
 from polylin.types import Array, Params, TreeFn
@@ -142,9 +143,7 @@ def train(
             value = float(backend.to_numpy(loss))
             elapsed = time.perf_counter() - started
             if not math.isfinite(value):
-                from polylin.divergence import locate_divergence
-
-                where = locate_divergence(step, objective, X, y, (run.w, run.b), order, layout)
+                where = locate_divergence(backend, step, grad, objective, X, y, (run.w, run.b), order, layout)
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
             run.w, run.b = host_copy(backend, params)
