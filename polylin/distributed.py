@@ -330,7 +330,7 @@ def _supervise(
                 worker.finished = True
                 failure = failure or (worker.rank, payload)
         if failure is not None:
-            _raise_failure(workers, failure)
+            _raise_failure(workers, failure, arrivals, timeout)
         now = time.monotonic()
         current = arrivals.snapshot()
         if current != seen:
@@ -340,8 +340,11 @@ def _supervise(
     return result
 
 
-def _raise_failure(workers: list[_Worker], failure: tuple[int, Any]) -> None:
-    """A rank reported an exception: prefer a rank that died (the cause) over the ranks it left waiting."""
+def _raise_failure(
+    workers: list[_Worker], failure: tuple[int, Any], arrivals: _Arrivals, timeout: float
+) -> None:
+    """A rank reported an exception: prefer a rank that died, or one that hangs behind the others (the
+    cause), over the ranks it left waiting in a collective."""
     deadline = time.monotonic() + _GRACE_SECONDS
     while time.monotonic() < deadline:
         dead = [w for w in workers if w.process.poll() not in (None, 0) and w.rank != failure[0]]
@@ -350,6 +353,9 @@ def _raise_failure(workers: list[_Worker], failure: tuple[int, Any]) -> None:
             raise WorkerError(_exit_description(crashed[0]) + "\nbefore the fit finished.")
         time.sleep(_POLL_SECONDS)
     rank, payload = failure
+    counts = arrivals.snapshot()
+    if isinstance(payload, bytes) and len(set(counts)) > 1:
+        _raise_hang(workers, counts, timeout)
     if isinstance(payload, dict):  # a DivergenceError, rebuilt with its attributes
         from polylin.errors import DivergenceError
 
@@ -450,4 +456,8 @@ def rethrow_warnings(caught: list[tuple[type[Warning], str]], stacklevel: int = 
 
 
 if __name__ == "__main__":
-    sys.exit(_worker_main())
+    # Run the worker in the module as imported by its dotted name, not in this ``__main__`` copy, so
+    # that the backend's calls to report_arrival and WorkerError are the worker's.
+    from polylin import distributed
+
+    sys.exit(distributed._worker_main())
