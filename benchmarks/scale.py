@@ -72,7 +72,8 @@ def scaling(args: argparse.Namespace) -> None:
     print(f"workload: {n} x {d} float32, batch {batch}, {args.epochs} epochs ({steps} steps an epoch); "
           f"{os.cpu_count()} CPU cores")  # fmt: skip
     print()
-    header = f"{'backend':8} {'k':>2} {'examples/s':>12} {'speed-up':>9} {'efficiency':>10} {'fit wall s':>10}  device"
+    header = f"{'backend':8} {'k':>2} {'examples/s':>12} {'speed-up':>9} {'efficiency':>10}"
+    header += f" {'fit wall s':>10}  device"
     print(header)
     print("-" * len(header))
     for backend in args.backends:
