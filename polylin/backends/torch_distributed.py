@@ -22,6 +22,7 @@ the timeout (``POLYLIN_WORKER_TIMEOUT`` seconds, default 60) fails with a
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from datetime import timedelta
@@ -50,6 +51,13 @@ def shares(m: int, k: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def _close_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _fault_for(rank: int) -> tuple[str, int, int] | None:
     spec = os.environ.get(FAULT_ENV, "")
     if not spec:
@@ -76,6 +84,9 @@ class DistributedTorchBackend(TorchBackend):
                 init_method="env://",
                 timeout=timedelta(seconds=self.timeout),
             )
+            # The group polylin made is polylin's to close: left open at exit, gloo's threads abort
+            # the interpreter ("terminate called without an active exception").
+            atexit.register(_close_group)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._fault = _fault_for(self.rank)
 
