@@ -169,3 +169,27 @@ def bench(session: nox.Session) -> None:
     """
     install_everything(session)
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"JAX_PLATFORMS": "cpu"})
+
+
+# -- scale: workers=k on jax and torch (issue 16); self-contained, not in the default run ------------------
+@nox.session(python=PYTHON)
+def scale(session: nox.Session) -> None:
+    """workers=k: jax.sharding and torch.distributed parity, faults, resume across worker counts,
+    torchrun; ``nox -s scale -- -k torch`` passes options to pytest."""
+    import pathlib
+
+    folder = "environments" if pathlib.Path("environments/all.txt").exists() else "backends"
+    requirements = f"{folder}/all.txt"
+    session.install("-r", requirements)
+    session.install("-c", requirements, "-e", ".[test]")
+    session.run(
+        "pytest",
+        *(
+            session.posargs
+            or [
+                "tests/test_workers.py",
+                *sorted(str(p) for p in pathlib.Path("tests").glob("test_scale*.py")),
+            ]
+        ),
+        env={"POLYLIN_REQUIRE_BACKENDS": "numpy,jax,torch", "JAX_PLATFORMS": "cpu"},
+    )

@@ -12,6 +12,7 @@ import numpy as np
 from polylin.backends import backend_class, resolve_backend
 from polylin.backends.base import Backend
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
+from polylin.distributed import launch_torch_workers, plan_workers
 from polylin.dtypes import canonical_dtype
 from polylin.errors import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
 from polylin.losses import Loss, get_loss
@@ -51,6 +52,7 @@ def fit(
     resume: str | os.PathLike[str] | FitResult | None = None,
     warm_start: FitResult | None = None,
     check_stability: bool = True,
+    workers: int = 1,
 ) -> FitResult:
     """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
 
@@ -113,6 +115,14 @@ def fit(
     check_stability:
         Warn (:class:`~polylin.errors.StabilityWarning`) before training when ``lr`` is
         above ``2/λ_max``, the full-batch gradient-descent bound (see :mod:`polylin.stability`).
+    workers:
+        Data parallelism: split every global batch over ``workers`` devices
+        (``backend="jax"``, :mod:`jax.sharding`; on the CPU polylin sets
+        ``XLA_FLAGS=--xla_force_host_platform_device_count=k`` if jax is not yet
+        imported) or processes (``backend="torch"``, :mod:`torch.distributed`: polylin
+        starts them, or joins the group when run under ``torchrun``). The batches,
+        learning rate, initial parameters and order are the one-process fit's, and
+        so is the result, within the parity tolerances (see ``docs/scale.md``).
 
     Notes
     -----
@@ -122,7 +132,10 @@ def fit(
     ``result.save(path)`` and continue with ``fit(..., resume=path)``.
     """
     backend, backend_options = resolve_backend(backend, X, backend_options)
+    plan = plan_workers(backend, workers, device)  # before the backend imports jax: XLA_FLAGS
     cls = backend_class(backend) if isinstance(backend, str) else _unknown_backend(backend)
+    if plan.backend_class is not None:
+        cls, backend_options = plan.backend_class, {**backend_options, **plan.backend_options}
     options = _checked_options(cls, lr, batch_size, epochs, seed, loss, dtype, init, on_divergence, grad)
     lr, batch_size, epochs, seed, loss_fn, dtype, grad = options
     if resume is not None and warm_start is not None:
@@ -145,6 +158,14 @@ def fit(
         )
     true_w = None if true_w is None else _true_weights(true_w, d)
     true_b = None if true_b is None else intercept(true_b, "true_b")
+    if plan.spawn:
+        worker_options = dict(
+            lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, dtype=dtype, device=device, loss=loss,
+            shuffle=shuffle, init=init, fit_intercept=fit_intercept, grad=grad, on_divergence=on_divergence,
+            true_w=true_w, true_b=true_b, backend_options=backend_options, resume=resume,
+            warm_start=warm_start, check_stability=check_stability,
+        )  # fmt: skip
+        return launch_torch_workers(plan.workers, X_host, y_host, worker_options, on_epoch)  # type: ignore[no-any-return]
 
     w0, b0 = initial_parameters(seed, d, init)
     config = {
@@ -160,6 +181,7 @@ def fit(
         "n_examples": n,
         "n_features": d,
         "data_fingerprint": data_fingerprint(X_host, y_host, be.np_dtype),
+        "workers": plan.workers,
     }
     start = _start_point(resume, warm_start, config, be.dtype, d, epochs)
     if start is not None:

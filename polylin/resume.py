@@ -43,6 +43,7 @@ RESUME_MAY_DIFFER = (
     "on_epoch",
     "backend_options",
     "check_stability",
+    "workers",
     "true_w",
     "true_b",
 )

@@ -91,6 +91,10 @@ def register(subparsers: Any) -> None:
     )
     where.add_argument("--dtype", default="float32", choices=sorted(SUPPORTED_DTYPES), help="default float32")
     where.add_argument(
+        "--workers", type=int, default=1, metavar="K",
+        help="data parallel over K jax devices or K torch processes (jax and torch only; default 1)",
+    )  # fmt: skip
+    where.add_argument(
         "--backend-option", action="append", default=[], metavar="[BACKEND:]KEY=VALUE",
         help="an extra backend setting, e.g. jax:fused_epoch=false or namespace=dask.array (repeatable)",
     )  # fmt: skip
@@ -345,6 +349,7 @@ def _call_fit(
         backend_options=backend_options(args.backend_option, name),
         resume=checkpoint,
         check_stability=not args.no_stability_check,
+        workers=args.workers,
     )
 
 
