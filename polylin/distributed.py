@@ -117,7 +117,7 @@ def plan_workers(backend: object, workers: object, device: object = None) -> Wor
             "torch.distributed over processes). Use backend='jax' or backend='torch', or workers=1."
         )
     if backend == "jax":
-        from polylin.backends.base import DeviceSpec
+        from polylin.devices import DeviceSpec
 
         if DeviceSpec.parse(device).kind == "cpu":
             request_host_devices(count + DeviceSpec.parse(device).index)

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import DeviceSpec
 from polylin.backends.torch_backend import TorchBackend
 from polylin.batching import BatchLayout, batch_bounds
+from polylin.devices import DeviceSpec
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn
 
 #: A private test hook: ``"RANK:KIND:EPOCH:STEP"`` makes rank RANK exit (KIND ``exit``) or hang
