@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.references import Reference, references_for
-from polylin.report.measure import FitTiming, fit_once, summarize, time_synchronized
+from polylin.report.measure import FitTiming, fit_once, summarize
 from polylin.report.quality import half_mse
 from polylin.report.workloads import TrainingPlan, Workload
 from polylin.tolerances import tolerance_for
@@ -107,27 +107,24 @@ def time_reference_run(
     epochs: int,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
-    """Reset ``reference`` and run ``epochs`` epochs, each timed up to its synchronisation.
+    """Reset ``reference`` and run ``epochs`` epochs, each timed with its full-data loss.
 
-    Between epochs, outside the clock, the loop does what polylin's loop does there:
-    it draws the next epoch's order on the host and converts it to the framework
-    (``draw_order(epoch)``, then :meth:`Reference.device_order`), and it evaluates its
-    full-data loss, as the book's loop does. So both time epochs that follow the same
-    host work: a loop fed orders drawn long in advance would run its epochs with warmer
-    caches than any real training loop can.
+    polylin's ``FitResult.epoch_times`` covers an epoch's steps and the full-data loss after
+    them (the loss is read before its clock stops, so an asynchronous engine has finished the
+    epoch), so the loop's clock covers the same: ``run_epoch`` then ``epoch_loss``, as the
+    book's loop prints it. Between epochs, outside the clock, the loop draws the next epoch's
+    order on the host and converts it (``draw_order(epoch)``, then
+    :meth:`Reference.device_order`), as polylin does before each epoch's clock starts.
     """
     reference.reset()
-    upcoming = reference.device_order(draw_order(0))
     times = []
     for epoch in range(epochs):
-        order = upcoming
-        _, seconds = time_synchronized(
-            lambda o=order: reference.run_epoch(o), lambda _: reference.synchronize(), clock
-        )
-        times.append(seconds)
-        if epoch + 1 < epochs:
-            upcoming = reference.device_order(draw_order(epoch + 1))
-        reference.epoch_loss()
+        order = reference.device_order(draw_order(epoch))
+        started = clock()
+        reference.run_epoch(order)
+        reference.synchronize()
+        reference.epoch_loss()  # a host float: computed and read
+        times.append(clock() - started)
     return times
 
 

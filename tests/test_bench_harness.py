@@ -133,10 +133,11 @@ def test_reference_timing_includes_the_synchronisation() -> None:
     loop.events.clear()
     times = harness.time_reference_run(loop, lambda epoch: np.arange(4) + epoch, 2, clock=loop.clock)
     assert times == [2.5, 2.5]
-    # The next epoch's order is drawn and converted after the clock stops, before the loss, as in polylin.
+    # Each epoch's order is drawn and converted before its clock starts, and the loss is read
+    # before the clock stops, as in polylin's loop (FitResult.epoch_times covers the loss).
     assert loop.events == [
-        "reset", "order 0", "clock", "queue", "sync", "clock", "order 1", "loss",
-        "clock", "queue", "sync", "clock", "loss",
+        "reset", "order 0", "clock", "queue", "sync", "loss", "clock",
+        "order 1", "clock", "queue", "sync", "loss", "clock",
     ]  # fmt: skip
 
 

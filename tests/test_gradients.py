@@ -218,3 +218,36 @@ def test_without_intercept_the_gradient_of_b_is_zero_on_every_path(backend: str)
         for grad_w, grad_b in paths:
             assert float(np.abs(be.to_numpy(grad_b)).max()) == 0.0
             assert float(np.abs(be.to_numpy(grad_w)).max()) > 0.0
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("grad", ["autodiff", "analytic"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("backend", backend_params(["torch"]))
+def test_torchs_fused_step_is_the_plain_step(backend: str, loss: str, grad: str, fit_intercept: bool) -> None:
+    """torch's epoch runner runs the SGD step with fused kernels (``addmv``, ``addmv_``): the same
+    parameters as the plain step, and the data untouched."""
+    from polylin.backends.torch_backend import _fused_step
+    from polylin.training import sgd_step
+
+    be = get_backend(backend, dtype="float64")
+    objective = Objective(be.xp, get_loss(loss), fit_intercept=fit_intercept)
+    step = sgd_step(be, objective, grad, 0.05)
+    fused = _fused_step(step)
+    assert fused is not None
+    X, y = be.asarray(X_BATCH), be.asarray(Y_BATCH)
+    trainable = grad == "autodiff"
+    plain_params = be.parameters(W_AT, B_AT, trainable=trainable)
+    fused_params = be.parameters(W_AT, B_AT, trainable=trainable)
+    for idx in (np.arange(5), np.arange(5, 13)):
+        plain_params = step(plain_params, X, y, be.asarray(idx))
+        fused_params = fused(fused_params, X, y, be.asarray(idx))
+    for have, want in zip(fused_params, plain_params, strict=True):
+        np.testing.assert_allclose(be.to_numpy(have), be.to_numpy(want), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(be.to_numpy(X), X_BATCH)
+    np.testing.assert_array_equal(be.to_numpy(y), Y_BATCH)
+    assert _fused_step(sgd_step(be, _Subclass(be.xp, get_loss(loss)), grad, 0.05)) is None
+
+
+class _Subclass(Objective):
+    """An objective of the user's: torch's fused step does not know it, so it runs the plain step."""

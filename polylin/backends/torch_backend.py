@@ -42,35 +42,59 @@ def _fast_namespace() -> Any:
     )  # fmt: skip
 
 
-def _fused_analytic(step: Any) -> StepFn | None:
-    """The hand-derived SGD step (:class:`polylin.training.SGDStep` with ``grad="analytic"``) in
-    three fused kernels: ``r = addmv(b, X_b, w)`` minus ``y_b`` in place, then ``w.addmv_(X_bᵀ, g)``
-    and ``b.sub_(Σg)`` with ``g = l'(r)``, so no gradient tensor is formed.
+def _fused_step(step: Any) -> StepFn | None:
+    """The SGD step (:class:`polylin.training.SGDStep`) with torch's fused kernels, for a plain
+    :class:`~polylin.objective.Objective`; ``None`` for any other step.
 
-    The same arithmetic as the step it replaces, and 0.77× its time per batch-1 step (10.9 against
-    14.2 µs, medians of 9 alternating timeit runs of 5000 steps on 20000 × 10 float32 data, on a
-    busy 2-core machine). ``None`` for any other step.
+    ``ŷ = X_b w + b`` is one ``addmv`` (one autograd node instead of two). By hand
+    (``grad="analytic"``), ``r = ŷ − y_b`` is subtracted in place, then ``w.addmv_(X_bᵀ, g)`` and
+    ``b.sub_(Σg)`` with ``g = l'(r)`` apply the step with no gradient tensor. It is the same
+    arithmetic as the plain step. Measured per step, medians of alternating timeit runs on
+    20000 × 10 float32 data at batch 1: analytic 0.77× the plain step (10.9 against 14.2 µs),
+    and whole-fit ratios against the hand-written loops of 1.07-1.12× without the fused autodiff
+    step (``python -m benchmarks.ab``, book and tiny-batch).
     """
+    from polylin.objective import Objective
+
     objective = getattr(step, "objective", None)
-    if getattr(step, "grad", None) != "analytic" or objective is None:
+    if type(objective) is not Objective:
         return None
     import torch
 
-    xp, derivative, lr, intercept = objective.xp, objective.loss.derivative, step.lr, objective.fit_intercept
-    addmv, index_select = torch.addmv, torch.index_select
+    xp, loss, lr, intercept = objective.xp, objective.loss, step.lr, objective.fit_intercept
+    addmv, index_select, autograd_grad, no_grad = (
+        torch.addmv,
+        torch.index_select,
+        torch.autograd.grad,
+        torch.no_grad,
+    )
 
-    def fused(params: Params, X: Array, y: Array, idx: Array) -> Params:
+    def residual(w: Array, b: Array, X_batch: Array, y_batch: Array) -> Array:
+        return (addmv(b, X_batch, w) if intercept else X_batch @ w) - y_batch
+
+    def analytic(params: Params, X: Array, y: Array, idx: Array) -> Params:
         w, b = params
         X_batch = index_select(X, 0, idx)
         m = X_batch.shape[0]
         fitted = addmv(b, X_batch, w) if intercept else X_batch @ w
-        g = derivative(xp, fitted.sub_(index_select(y, 0, idx)))
+        g = loss.derivative(xp, fitted.sub_(index_select(y, 0, idx)))
         w.addmv_(X_batch.t(), g, alpha=-lr / m)
         if intercept:
             b.sub_(g.sum(), alpha=lr / m)
         return params
 
-    return fused
+    def autodiff(params: Params, X: Array, y: Array, idx: Array) -> Params:
+        w, b = params
+        X_batch = index_select(X, 0, idx)
+        total = xp.sum(loss.pointwise(xp, residual(w, b, X_batch, index_select(y, 0, idx))))
+        grad_w, grad_b = autograd_grad(total, params, materialize_grads=True)
+        step_size = lr / X_batch.shape[0]
+        with no_grad():
+            w.add_(grad_w, alpha=-step_size)
+            b.add_(grad_b, alpha=-step_size)
+        return params
+
+    return {"analytic": analytic, "autodiff": autodiff}.get(str(getattr(step, "grad", "")))
 
 
 class TorchBackend(Backend):
@@ -149,7 +173,7 @@ class TorchBackend(Backend):
         return params
 
     def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
-        """The plain loop, with the hand-derived step fused where it can be (:func:`_fused_analytic`);
+        """The plain loop, with the step's fused kernels where it can have them (:func:`_fused_step`);
         the full-data loss is evaluated without recording a graph."""
         no_grad = self._torch.no_grad
 
@@ -157,7 +181,7 @@ class TorchBackend(Backend):
             with no_grad():
                 return loss(params, X, y)
 
-        return super().epoch_runner(_fused_analytic(step) or step, untracked_loss, X, y, layout)
+        return super().epoch_runner(_fused_step(step) or step, untracked_loss, X, y, layout)
 
     def synchronize(self, tree: Any) -> None:
         if self.device.type == "cuda":

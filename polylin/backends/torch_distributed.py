@@ -127,7 +127,7 @@ class DistributedTorchBackend(TorchBackend):
         """The epoch of :class:`polylin.training.SGDStep` ``step`` with its gradients all-reduced.
 
         Recognises the step by its fields (``objective``, ``gradient``, ``lr``), as
-        :func:`polylin.backends.torch_backend._fused_analytic` does, and runs the same
+        :func:`polylin.backends.torch_backend._fused_step` does, and runs the same
         arithmetic with one all-reduce of ``d + 1`` numbers between gradient and update.
         """
         torch, dist = self._torch, self._dist
