@@ -23,8 +23,8 @@ class FitResult:
     initial_loss:
         The full-data loss of the initial parameters.
     epoch_times:
-        Seconds each epoch's steps took, measured after synchronising the device
-        (the full-data loss evaluation is not included).
+        Seconds each epoch took: its steps and the full-data loss after them, read
+        back to the host (so an asynchronous device has finished the epoch).
     backend, backend_version, device, dtype:
         Where and how it ran.
     config:

@@ -67,8 +67,8 @@ class Reference(ABC):
     @abstractmethod
     def epoch_loss(self) -> float:
         """The full-data mean ½ squared loss, computed in the framework, as the book's loop prints
-        it after every epoch. The runner calls it between epochs, outside the clock, as polylin
-        evaluates its per-epoch loss outside its epoch timing."""
+        it after every epoch. The runner times it with the epoch, as polylin's epoch times cover
+        its per-epoch loss."""
 
     @abstractmethod
     def params(self) -> tuple[np.ndarray, float]:

@@ -32,8 +32,8 @@ GRAD_ORDER = ("autodiff", "analytic")
 
 TIMING_METHOD = (
     "Each repeat is a complete polylin.fit of the workload. An epoch's time covers its minibatch steps "
-    "and is read after the backend synchronises its device (JAX block_until_ready, MXNet wait_to_read, "
-    "torch.cuda.synchronize on a GPU); the full-data loss evaluated after each epoch is not included. "
+    "and the full-data loss after them, and is read once that loss is back on the host (so an "
+    "asynchronous device has finished the epoch). "
     "The first epoch (compilation and warm-up) is reported apart; the steady state is every later "
     "epoch of every repeat: median, minimum and maximum."
 )
