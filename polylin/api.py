@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from polylin import streaming
 from polylin.backends import backend_class, resolve_backend
 from polylin.backends.base import Backend
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
@@ -21,6 +22,7 @@ from polylin.result import FitResult
 from polylin.resume import ResumePoint, data_fingerprint, resume_point, warm_start_point
 from polylin.shapes import intercept, weight_vector
 from polylin.stability import warn_if_unstable
+from polylin.streaming import is_out_of_core
 from polylin.training import GRAD_MODES, EpochCallback, TrainingRun, train
 from polylin.validation import check_choice, check_learning_rate, check_positive_int, check_seed
 
@@ -51,6 +53,7 @@ def fit(
     resume: str | os.PathLike[str] | FitResult | None = None,
     warm_start: FitResult | None = None,
     check_stability: bool = True,
+    out_of_core_shuffle: str | None = None,
 ) -> FitResult:
     """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
 
@@ -113,6 +116,13 @@ def fit(
     check_stability:
         Warn (:class:`~polylin.errors.StabilityWarning`) before training when ``lr`` is
         above ``2/λ_max``, the full-batch gradient-descent bound (see :mod:`polylin.stability`).
+    out_of_core_shuffle:
+        For ``X`` beyond memory (a dask array, or a memory map such as
+        ``np.load(path, mmap_mode="r")``, larger than one block), which the fit reads block
+        by block on any backend (:mod:`polylin.streaming`): ``"chunks"`` (the default:
+        chunks in a random order, rows shuffled within blocks of them; streaming speed) or
+        ``"exact"`` (the in-memory fit's batches; each epoch reads the data several times).
+        With ``shuffle=False`` both equal the in-memory fit.
 
     Notes
     -----
@@ -135,8 +145,12 @@ def fit(
         true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
         true_b = (BOOK_TRUE_B if fit_intercept else 0.0) if true_b is None else true_b
         X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
+    elif is_out_of_core(X) and be.name != "array-api":  # beyond memory: read block by block
+        X_host, y_host = streaming.training_data(X, y, be, out_of_core_shuffle)
     else:
         X_host, y_host = be.training_data(X, y)
+    if not isinstance(X_host, streaming.ChunkedArray):
+        streaming.check_in_memory_shuffle(out_of_core_shuffle)
     n, d = X_host.shape
     if batch_size > n:
         raise ValueError(
@@ -153,7 +167,7 @@ def fit(
         "epochs": epochs,
         "seed": seed,
         "loss": loss_fn.name,
-        "shuffle": bool(shuffle),
+        "shuffle": streaming.shuffle_label(shuffle, X_host),
         "init": init,
         "fit_intercept": bool(fit_intercept),
         "grad": grad,
@@ -174,10 +188,10 @@ def fit(
 
     objective = Objective(be.xp, loss_fn, fit_intercept=bool(fit_intercept))
     with be.context():
-        X_dev, y_dev = be.asarray(X_host), be.asarray(y_host)
+        X_dev, y_dev = streaming.device_data(be, X_host, y_host)
         if start is None:
             params = be.parameters(w0, b0, trainable=False)
-            initial_loss = float(be.to_numpy(objective.mean(params, X_dev, y_dev)))
+            initial_loss = float(be.to_numpy(streaming.mean_loss(be, objective, params, X_dev, y_dev)))
         else:
             initial_loss = start.previous.initial_loss
         run = train(
