@@ -149,7 +149,7 @@ def fit(
         X_host, y_host = streaming.training_data(X, y, be, out_of_core_shuffle)
     else:
         X_host, y_host = be.training_data(X, y)
-    if not isinstance(X_host, streaming.ChunkedArray):
+    if not is_out_of_core(X):
         streaming.check_in_memory_shuffle(out_of_core_shuffle)
     n, d = X_host.shape
     if batch_size > n:

@@ -71,7 +71,6 @@ CHUNK_BYTES = 2**20
 RELEASE_BYTES = 8 * 2**20
 SHUFFLE_MODES = ("chunks", "exact")
 DEFAULT_SHUFFLE = "chunks"
-_PAGE = mmap.PAGESIZE
 
 
 # -- what is out of core ---------------------------------------------------------------
@@ -153,6 +152,17 @@ class ChunkedArray:
         return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
     @property
+    def span_bytes(self) -> int:
+        """Bytes of the source one row spans (its stride: a column of a matrix spans the row)."""
+        strides = getattr(self.source, "strides", None)
+        return max(self.row_bytes, abs(int(strides[0]))) if strides else self.row_bytes
+
+    @property
+    def piece_rows(self) -> int:
+        """Rows a memory-mapped read touches before it releases the pages: :data:`RELEASE_BYTES`."""
+        return max(1, RELEASE_BYTES // max(1, self.span_bytes))
+
+    @property
     def nbytes(self) -> int:
         return self.shape[0] * self.row_bytes
 
@@ -181,6 +191,8 @@ class ChunkedArray:
 
     def raw_blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, block)`` of the source in its own dtype, ``rows`` rows at a time (validation)."""
+        if self.maps:
+            rows = min(rows, self.piece_rows)
         for lo in range(0, self.shape[0], rows):
             hi = min(lo + rows, self.shape[0])
             part = self.source[lo:hi]
@@ -200,14 +212,18 @@ def _compute(parts: list[Any]) -> list[np.ndarray]:
     return [np.asarray(p) for p in dask.compute(*parts)]  # type: ignore[attr-defined,no-untyped-call]
 
 
-def read_ranges(arrays: list[ChunkedArray], ranges: list[tuple[int, int]]) -> list[np.ndarray]:
-    """The rows of ``ranges`` (in that order) of each array, concatenated, in the fit's dtype.
+def read_ranges(
+    arrays: list[ChunkedArray], ranges: list[tuple[int, int]], outs: list[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """The rows of ``ranges`` (in that order) of each array, concatenated, in the fit's dtype
+    (written into the first rows of ``outs`` when given).
 
     Dask arrays are computed together (one graph: a source shared by ``X`` and ``y``
     is read once); memory maps are read range by range, releasing their pages as they go.
     """
     total = sum(hi - lo for lo, hi in ranges)
-    outs = [np.empty((total, *a.shape[1:]), dtype=a.dtype) for a in arrays]
+    if outs is None:
+        outs = [np.empty((total, *a.shape[1:]), dtype=a.dtype) for a in arrays]
     lazy = [k for k, a in enumerate(arrays) if a.lazy]
     if lazy:
         import dask.array as da
@@ -217,11 +233,12 @@ def read_ranges(arrays: list[ChunkedArray], ranges: list[tuple[int, int]]) -> li
             for k in lazy
         ]
         for k, value in zip(lazy, _compute(parts), strict=True):
-            outs[k][...] = value
+            outs[k][:total] = value
+            del value
     for k, array in enumerate(arrays):
         if array.lazy:
             continue
-        step = max(1, RELEASE_BYTES // max(1, array.row_bytes))
+        step = array.piece_rows
         at = 0
         for lo, hi in ranges:
             for start in range(lo, hi, step):
@@ -248,11 +265,16 @@ def gather_rows(arrays: list[ChunkedArray], rows: np.ndarray) -> list[np.ndarray
     for k, array in enumerate(arrays):
         if array.lazy:
             continue
-        # Each row touches about row_bytes / page + 1 pages: release after RELEASE_BYTES of them.
-        step = max(1, RELEASE_BYTES // (array.row_bytes + _PAGE))
-        for start in range(0, len(rows), step):
-            outs[k][start : start + step] = array.source[rows[start : start + step]]
-            if array.maps:
+        if not array.maps:
+            outs[k][...] = array.source[rows]
+            continue
+        # A page fault maps a whole folio around the page (up to 2 MiB), so the rows are taken
+        # piece by piece of the file, RELEASE_BYTES at a time, releasing the pages after each.
+        step = array.piece_rows
+        edges = np.searchsorted(rows, np.arange(0, array.shape[0] + step, step))
+        for start, stop in itertools.pairwise(edges):
+            if stop > start:
+                outs[k][start:stop] = array.source[rows[start:stop]]
                 release(array.maps)
     return outs
 
@@ -311,7 +333,8 @@ def device_data(backend: Backend, X: Any, y: Any) -> tuple[Any, Any]:
 
 def mean_loss(backend: Backend, objective: Objective, params: Params, X: Any, y: Any) -> Array:
     """``objective.mean`` over all the data; for out-of-core data, per-block partial sums
-    (each block's ``objective.total`` on the device), added in float64 on the host."""
+    (each block's ``objective.total`` on the device), added in float64 on the host, then
+    rounded to the fit's dtype before the division."""
     if not isinstance(X, ChunkedArray):
         return objective.mean(params, X, y)
     w, b = (np.array(backend.to_numpy(p), dtype=np.float64) for p in params)
@@ -323,7 +346,11 @@ def mean_loss(backend: Backend, objective: Objective, params: Params, X: Any, y:
         X_dev, y_dev = backend.asarray(X_block), backend.asarray(y_block)
         total += float(backend.to_numpy(objective.total(fixed, X_dev, y_dev)))
         del X_dev, y_dev, X_block, y_block
-    return backend.asarray(np.asarray(total / len(X), dtype=np.float64))
+    # The sum in the fit's dtype, as an in-memory mean forms it: it overflows (a diverging fit)
+    # exactly when theirs does.
+    with np.errstate(over="ignore"):
+        summed = float(np.asarray(total, dtype=X.dtype))
+    return backend.asarray(np.asarray(summed / len(X), dtype=np.float64))
 
 
 def block_rows(X: ChunkedArray, batch_size: int) -> int:
@@ -362,9 +389,9 @@ class StreamedEpochs:
     ``order(epoch)`` plans an epoch; calling the object with ``(params, plan)``
     runs it segment by segment (module docstring) and returns ``(params,
     loss)``, the full-data loss as the backend's 0-d array. When a segment
-    leaves a non-finite parameter the epoch stops there and
-    :attr:`diverged_step` names the first such step (1-based in the epoch),
-    found by replaying that segment step by step.
+    leaves a non-finite parameter the epoch stops there; then, or when the
+    loss is non-finite, :attr:`diverged_step` names the first step (1-based in
+    the epoch) after which a parameter or the full-data loss is (:meth:`_locate`).
     """
 
     def __init__(
@@ -397,14 +424,18 @@ class StreamedEpochs:
         from polylin.training import host_copy
 
         backend = self.backend
+        first = host_copy(backend, params)
         for segment in self._segments(plan):
-            start = host_copy(backend, params)
             params = self._run(params, segment)
             w, b = host_copy(backend, params)
+            del segment  # before the next one is read
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
-                self.diverged_step = self._locate(start, segment)
+                self.diverged_step = self._locate(first, plan)
                 return params, backend.asarray(np.asarray(math.nan))
-        return params, mean_loss(backend, self.objective, params, self.X, self.y)
+        loss = mean_loss(backend, self.objective, params, self.X, self.y)
+        if not math.isfinite(float(backend.to_numpy(loss))):
+            self.diverged_step = self._locate(first, plan)
+        return params, loss
 
     # -- one segment on the device ------------------------------------------------------------
     def _device_order(self, order: np.ndarray) -> Array:
@@ -432,25 +463,40 @@ class StreamedEpochs:
         backend.synchronize(params)
         return params
 
-    def _locate(self, start: tuple[np.ndarray, np.ndarray], segment: Segment) -> int:
-        """The first step of ``segment`` (1-based in the epoch) after which a parameter is non-finite."""
+    def _locate(self, first: tuple[np.ndarray, np.ndarray], plan: EpochPlan) -> int:
+        """The first step (1-based) after which a parameter or the full-data loss is non-finite.
+
+        The in-memory loop's criterion (:func:`polylin.divergence.locate_divergence`), found by
+        bisection: each probe replays the epoch from its first parameters up to a step, then
+        takes the chunked full-data loss, so about ``log2(steps)`` partial epochs are read.
+        It runs only after a fit has diverged.
+        """
+        good, bad = 0, self.layout.steps_per_epoch
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            if self._finite_after(first, plan, middle):
+                good = middle
+            else:
+                bad = middle
+        return bad
+
+    def _finite_after(self, first: tuple[np.ndarray, np.ndarray], plan: EpochPlan, steps: int) -> bool:
         from polylin.training import host_copy
 
         backend, batch = self.backend, self.layout.batch_size
-        bounds = batch_bounds(len(segment.order), batch)
-
-        def watch(k: int, params: Params) -> None:
-            w, b = host_copy(backend, params)
-            if not (np.isfinite(w).all() and np.isfinite(b).all()):
-                raise _FoundError(k)
-
-        params = backend.parameters(*start, trainable=self.step.grad == "autodiff")
-        X_dev, y_dev = backend.asarray(segment.X), backend.asarray(segment.y)
-        try:
-            run_steps(self.step, params, X_dev, y_dev, backend.asarray(segment.order), bounds, watch)
-        except _FoundError as found:
-            return segment.first_step + int(found.args[0])
-        return segment.first_step + len(bounds)
+        params = backend.parameters(*first, trainable=self.step.grad == "autodiff")
+        for segment in self._segments(plan):
+            if segment.first_step >= steps:
+                break
+            bounds = batch_bounds(len(segment.order), batch)[: steps - segment.first_step]
+            X_dev, y_dev = backend.asarray(segment.X), backend.asarray(segment.y)
+            params = run_steps(self.step, params, X_dev, y_dev, backend.asarray(segment.order), bounds)
+            del segment, X_dev, y_dev
+        w, b = host_copy(backend, params)
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            return False
+        loss = mean_loss(backend, self.objective, params, self.X, self.y)
+        return math.isfinite(float(backend.to_numpy(loss)))
 
     # -- the segments of an epoch ----------------------------------------------------------------
     def _segments(self, plan: EpochPlan) -> Iterator[Segment]:
@@ -466,6 +512,7 @@ class StreamedEpochs:
             hi = min(lo + self.rows, n)
             X_rows, y_rows = read_rows([self.X, self.y], lo, hi)
             yield Segment(X_rows, y_rows, np.arange(hi - lo), lo // batch)
+            del X_rows, y_rows
 
     def _exact(self, permutation: np.ndarray) -> Iterator[Segment]:
         batch = self.layout.batch_size
@@ -476,6 +523,7 @@ class StreamedEpochs:
             local = np.empty(len(rows), dtype=np.int64)
             local[sorter] = np.arange(len(rows))
             yield Segment(X_rows, y_rows, local, lo // batch)
+            del X_rows, y_rows
 
     def _by_chunks(self, epoch: int) -> Iterator[Segment]:
         """Chunks in a random order, grouped into segments of at most a block, each shuffled; the
@@ -493,13 +541,13 @@ class StreamedEpochs:
         carry_y = np.empty(0, dtype=self.y.dtype)
         done = 0
         for number, group in enumerate(groups):
-            X_new, y_new = read_ranges([self.X, self.y], group)
-            size = len(carry_y) + len(y_new)
-            X_rows = np.zeros((capacity, *self.X.shape[1:]), dtype=self.X.dtype)
-            y_rows = np.zeros(capacity, dtype=self.y.dtype)
-            X_rows[: len(carry_y)], y_rows[: len(carry_y)] = carry_X, carry_y
-            X_rows[len(carry_y) : size], y_rows[len(carry_y) : size] = X_new, y_new
-            del X_new, y_new
+            held = len(carry_y)
+            size = held + sum(hi - lo for lo, hi in group)
+            X_rows = np.empty((capacity, *self.X.shape[1:]), dtype=self.X.dtype)
+            y_rows = np.empty(capacity, dtype=self.y.dtype)
+            X_rows[:held], y_rows[:held] = carry_X, carry_y
+            read_ranges([self.X, self.y], group, [X_rows[held:], y_rows[held:]])
+            X_rows[size:], y_rows[size:] = 0, 0  # never stepped on: the padding to one shape
             order = np.concatenate(
                 [np.arange(len(carry_y)), len(carry_y) + rng.permutation(size - len(carry_y))]
             )
@@ -508,12 +556,9 @@ class StreamedEpochs:
             carry_X, carry_y = X_rows[order[steps:]], y_rows[order[steps:]]
             if steps:
                 yield Segment(X_rows, y_rows, order[:steps], done // batch)
+            del X_rows, y_rows  # before the next group is read: one block in memory at a time
             done += steps
         assert done == n, (done, n)
-
-
-class _FoundError(Exception):
-    """The replay of a segment reached a non-finite parameter (at the step in ``args[0]``)."""
 
 
 def _groups(sequence: list[tuple[int, int]], rows: int) -> list[list[tuple[int, int]]]:
