@@ -84,7 +84,8 @@ def _load_npy(file: Path, name: str) -> np.ndarray:
     """The array of a ``.npy`` file, memory-mapped read-only: a file larger than memory is then
     read block by block by the fit (:mod:`polylin.streaming`), never whole."""
     try:
-        return np.load(file, mmap_mode="r", allow_pickle=False)
+        mapped: np.ndarray = np.load(file, mmap_mode="r", allow_pickle=False)
+        return mapped
     except ValueError:  # not mappable (object arrays, empty files): read it, for the error or the data
         pass
     try:
