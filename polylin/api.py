@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from polylin import streaming
 from polylin.backends import backend_class, resolve_backend
 from polylin.backends.base import Backend
 from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic_data
@@ -22,6 +23,7 @@ from polylin.result import FitResult
 from polylin.resume import ResumePoint, data_fingerprint, resume_point, warm_start_point
 from polylin.shapes import intercept, weight_vector
 from polylin.stability import warn_if_unstable
+from polylin.streaming import is_out_of_core
 from polylin.training import GRAD_MODES, EpochCallback, TrainingRun, train
 from polylin.validation import check_choice, check_learning_rate, check_positive_int, check_seed
 
@@ -53,6 +55,7 @@ def fit(
     warm_start: FitResult | None = None,
     check_stability: bool = True,
     workers: int = 1,
+    out_of_core_shuffle: str | None = None,
 ) -> FitResult:
     """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
 
@@ -123,6 +126,13 @@ def fit(
         starts them, or joins the group when run under ``torchrun``). The batches,
         learning rate, initial parameters and order are the one-process fit's, and
         so is the result, within the parity tolerances (see ``docs/scale.md``).
+    out_of_core_shuffle:
+        For ``X`` beyond memory (a dask array, or a memory map such as
+        ``np.load(path, mmap_mode="r")``, larger than one block), which the fit reads block
+        by block on any backend (:mod:`polylin.streaming`): ``"chunks"`` (the default:
+        chunks in a random order, rows shuffled within blocks of them; streaming speed) or
+        ``"exact"`` (the in-memory fit's batches; each epoch reads the data several times).
+        With ``shuffle=False`` both equal the in-memory fit.
 
     Notes
     -----
@@ -148,8 +158,12 @@ def fit(
         true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
         true_b = (BOOK_TRUE_B if fit_intercept else 0.0) if true_b is None else true_b
         X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
+    elif is_out_of_core(X) and be.name != "array-api":  # beyond memory: read block by block
+        X_host, y_host = streaming.training_data(X, y, be, out_of_core_shuffle)
     else:
         X_host, y_host = be.training_data(X, y)
+    if not is_out_of_core(X):
+        streaming.check_in_memory_shuffle(out_of_core_shuffle)
     n, d = X_host.shape
     if batch_size > n:
         raise ValueError(
@@ -174,7 +188,7 @@ def fit(
         "epochs": epochs,
         "seed": seed,
         "loss": loss_fn.name,
-        "shuffle": bool(shuffle),
+        "shuffle": streaming.shuffle_label(shuffle, X_host),
         "init": init,
         "fit_intercept": bool(fit_intercept),
         "grad": grad,
@@ -196,7 +210,7 @@ def fit(
 
     objective = Objective(be.xp, loss_fn, fit_intercept=bool(fit_intercept))
     with be.context():
-        X_dev, y_dev = be.asarray(X_host), be.asarray(y_host)
+        X_dev, y_dev = streaming.device_data(be, X_host, y_host)
         if start is None:
             initial_loss = _initial_loss(objective, be, w0, b0, X_host, y_host, X_dev, y_dev)
         else:
@@ -226,7 +240,7 @@ def _initial_loss(
         with np.errstate(over="ignore", invalid="ignore"):
             return float(on_host.mean((w0.astype(dtype), b0.astype(dtype)), X_host, y_host))
     params = be.parameters(w0, b0, trainable=False)
-    return float(be.to_numpy(objective.mean(params, X_dev, y_dev)))
+    return float(be.to_numpy(streaming.mean_loss(be, objective, params, X_dev, y_dev)))
 
 
 def _checked_options(

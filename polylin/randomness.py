@@ -41,8 +41,13 @@ def initial_parameters(
     return w, np.zeros(1)
 
 
+def order_generator(seed: int, epoch: int) -> np.random.Generator:
+    """The generator that draws 0-based ``epoch``'s example order for ``seed``."""
+    return np.random.default_rng([seed, _ORDER_STREAM, epoch])
+
+
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool = True) -> np.ndarray:
     """The order in which examples are visited in 0-based ``epoch`` (int64 indices)."""
     if not shuffle:
         return np.arange(n, dtype=np.int64)
-    return np.random.default_rng([seed, _ORDER_STREAM, epoch]).permutation(n).astype(np.int64, copy=False)
+    return order_generator(seed, epoch).permutation(n).astype(np.int64, copy=False)

@@ -40,6 +40,13 @@ population's by about ``(1 + √((d+1)/m))²`` (too high: 1.30 for ``d = 100``
 and ``m = 5 191``). Learning rates within about 10 % of the bound may
 therefore be warned about or not.
 
+Out-of-core data (:class:`polylin.streaming.ChunkedArray`: a dask array or a
+memory map) is never read whole: the sampled rows are gathered in sorted
+order, a memory map's pages released as they are read, and a dask array's
+chunks read one request at a time (each chunk that holds a sampled row is
+read once). The sample, at most ``SAMPLE_ELEMENTS`` values (or
+``MIN_SAMPLE_ROWS`` rows), is all that is held.
+
 The value is cached per data set (:func:`largest_curvature`): a refit of the
 same rows (an estimator's ``fit`` again, a grid search's candidates on one
 fold) reads the sampled rows and compares them with the cached copy instead
@@ -102,7 +109,10 @@ def _sampled(X: Any) -> np.ndarray:
         raise ValueError(f"X must be a non-empty 2-D array; got shape {shape}.")
     n, d = int(shape[0]), int(shape[1])
     m = sample_size(n, d)
-    return np.asarray(X[_sample_rows(n, m)] if m < n else X)
+    if m < n:
+        return np.asarray(X[_sample_rows(n, m)])
+    # Out-of-core data (polylin.streaming.ChunkedArray) is read through a slice, block by block.
+    return np.asarray(X if isinstance(X, np.ndarray) else X[:])
 
 
 class _CurvatureCache:

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from polylin.batching import BatchLayout, batch_bounds
 from polylin.divergence import locate_divergence
 from polylin.objective import Objective
 from polylin.randomness import epoch_order
+from polylin.streaming import streamed_epochs
 from polylin.types import Array, Params, TreeFn
 
 #: ``on_epoch(epoch, loss, seconds)``, called after each epoch (1-based).
@@ -128,7 +130,11 @@ def train(
     """
     step = sgd_step(backend, objective, grad, lr)
     layout = BatchLayout(int(X.shape[0]), batch_size)
-    if on_step is None:
+    # Out-of-core data (polylin.streaming): each epoch reads and runs its blocks in turn.
+    streamed = streamed_epochs(step, objective, X, y, layout, seed=seed, shuffle=shuffle, on_step=on_step)
+    if streamed is not None:
+        run_epoch: Callable[[Params, Any], tuple[Params, Array]] = streamed
+    elif on_step is None:
         run_epoch = backend.epoch_runner(step, objective.mean, X, y, layout)
     else:
         run_epoch = _observed_epoch(step, objective, X, y, layout, on_step)
@@ -137,13 +143,21 @@ def train(
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
     try:
         for epoch in range(start_epoch, epochs):
-            order = backend.asarray(epoch_order(seed, epoch, layout.n_examples, shuffle))
+            if streamed is not None:
+                order = streamed.order(epoch)
+            else:
+                order = backend.asarray(epoch_order(seed, epoch, layout.n_examples, shuffle))
             started = time.perf_counter()
             params, loss = run_epoch(params, order)
             value = float(backend.to_numpy(loss))
             elapsed = time.perf_counter() - started
             if not math.isfinite(value):
-                where = locate_divergence(backend, step, grad, objective, X, y, (run.w, run.b), order, layout)
+                if streamed is not None:
+                    where = streamed.diverged_step
+                else:
+                    where = locate_divergence(
+                        backend, step, grad, objective, X, y, (run.w, run.b), order, layout
+                    )
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
             run.w, run.b = host_copy(backend, params)

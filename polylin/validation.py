@@ -143,7 +143,7 @@ _CAST_BLOCK_VALUES = 1 << 19
 _MATVEC_MIN_COLUMNS = 16
 
 
-def _check_values(name: str, array: np.ndarray, dtype: np.dtype) -> None:
+def _check_values(name: str, array: np.ndarray, dtype: np.dtype, first_row: int = 0) -> None:
     """Every value is finite and fits the training dtype.
 
     One read of the data, in blocks of rows, and no temporary the size of the
@@ -174,7 +174,7 @@ def _check_values(name: str, array: np.ndarray, dtype: np.dtype) -> None:
                 summed = buffer[: len(chunk)]
                 np.copyto(summed, chunk, casting="unsafe")  # beyond the range: inf
             if not np.isfinite(_block_sum(summed)):
-                _raise_on_bad_value(name, chunk, start, dtype, largest if check_range else None)
+                _raise_on_bad_value(name, chunk, first_row + start, dtype, largest if check_range else None)
 
 
 def _row_values(array: np.ndarray) -> int:
@@ -272,3 +272,85 @@ def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.nda
     _check_values("X", X_host, backend.np_dtype)
     _check_values("y", y_host, backend.np_dtype)
     return X_host, y_host
+
+
+# -- out-of-core data: checked chunk by chunk ------------------------------------------------
+#: Rows per block of the out-of-core checks: about this many bytes of the source at once.
+_OUT_OF_CORE_BLOCK_BYTES = 8 * 2**20
+
+
+def out_of_core_training_data(X: Any, y: Any, backend: Any) -> tuple[Any, Any]:
+    """Validate out-of-core ``X`` and ``y`` (dask arrays, memory maps) without reading them whole.
+
+    The same checks as :func:`host_training_data`, the same messages: shapes and
+    dtypes from the arrays' metadata, then one pass, block by block (releasing a
+    memory map's pages as it goes), for non-finite values, values beyond the
+    training dtype's range and integers it cannot hold exactly. Returns ``X``
+    and ``y`` as they are (``y`` of shape ``(n, 1)`` as a view of shape ``(n,)``);
+    blocks are converted to the training dtype as they are read.
+    """
+    from polylin.streaming import ChunkedArray
+
+    if y is None:
+        raise ValueError(
+            "y is missing: pass both X and y, or neither (to train on the book's synthetic data)."
+        )
+    fx, fy = framework_of(X), framework_of(y)
+    if fy not in (None, "numpy", fx):
+        raise TypeError(
+            f"X comes from {fx} ({_type_name(X)}) but y from {fy} ({_type_name(y)}); pass both "
+            "from the same framework, or y as a NumPy array."
+        )
+    if fy is None:
+        y = _host_array("y", y, backend)
+    shape = tuple(X.shape)
+    if any(not isinstance(s, int | np.integer) for s in shape):
+        raise ValueError(
+            f"X has shape {shape}, with sizes dask does not know yet; make them known first "
+            "(X.compute_chunk_sizes())."
+        )
+    if len(shape) != 2:
+        raise ValueError(f"X must be 2-D with shape (n_examples, n_features); got shape {shape}.")
+    n, d = shape
+    if n == 0 or d == 0:
+        raise ValueError(
+            f"X has shape {shape}, with no {'examples' if n == 0 else 'features'}; "
+            "pass at least one example (row) and one feature (column)."
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must have shape (n,) or (n, 1); got shape {tuple(y.shape)}. polylin fits one target: "
+            "pass one column of y at a time."
+        )
+    if y.shape[0] != n:
+        raise ValueError(
+            f"y has {y.shape[0]} values but X has {n} rows; they must describe the same examples "
+            "(one target per row of X)."
+        )
+    for name, value in (("X", X), ("y", y)):
+        _check_chunked(name, ChunkedArray(value, backend.np_dtype), backend.np_dtype)
+    return X, y
+
+
+def _check_chunked(name: str, data: Any, dtype: np.dtype) -> None:
+    """:func:`_check_numeric` and :func:`_check_values`, one block at a time."""
+    source_dtype = np.dtype(data.source.dtype)
+    kind = source_dtype.kind
+    if kind == "O":
+        raise TypeError(
+            f"{name} has dtype object; polylin streams numeric data only: pass real numbers, "
+            f"e.g. {name}.astype('float32')."
+        )
+    if kind not in "fiub":
+        _check_numeric(name, np.empty(0, dtype=source_dtype), dtype)  # raises, with its message
+    rows = max(1, _OUT_OF_CORE_BLOCK_BYTES // max(1, data.row_bytes))
+    largest = 0.0
+    for start, block in data.raw_blocks(rows):
+        if kind == "f":
+            _check_values(name, block, dtype, first_row=start)
+        elif kind in "iu" and block.size:
+            largest = max(largest, float(np.abs(block.astype(np.float64)).max()))
+    if kind in "iub":
+        _warn_conversion(name, source_dtype, dtype, exact=largest <= _EXACT_INTEGER_LIMIT[dtype.name])

@@ -12,7 +12,10 @@ The rules, also shown by ``polylin fit --help``:
   be a number.
 * **.npy**: one 2-D array, one row per example. ``--target`` is a column
   index (default ``-1``, the last column) and ``--features`` column indices
-  (default: the other columns).
+  (default: the other columns). The file is memory-mapped, so one larger
+  than memory is streamed (:mod:`polylin.streaming`), as long as the
+  features are evenly spaced columns (the default when the target is the
+  first or the last column); other feature lists are copied into memory.
 * **.npz**: the arrays ``X`` (``n × d``) and ``y`` (``n`` values), or other
   names given with ``--features`` and ``--target``. An archive that holds a
   single array is read like a ``.npy`` file.
@@ -23,6 +26,7 @@ place and the fix, so the command line prints them as one line.
 
 from __future__ import annotations
 
+import itertools
 import os
 import zipfile
 from dataclasses import dataclass
@@ -77,6 +81,13 @@ def read_data(
 
 # -- NumPy files --------------------------------------------------------------------
 def _load_npy(file: Path, name: str) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped read-only: a file larger than memory is then
+    read block by block by the fit (:mod:`polylin.streaming`), never whole."""
+    try:
+        mapped: np.ndarray = np.load(file, mmap_mode="r", allow_pickle=False)
+        return mapped
+    except ValueError:  # not mappable (object arrays, empty files): read it, for the error or the data
+        pass
     try:
         array = np.load(file, allow_pickle=False)
     except ValueError as exc:  # object arrays need pickle, which is never allowed
@@ -218,9 +229,19 @@ def _from_matrix(
         raise DataFileError(
             f"column {names[target_index]!r} is both the target and a feature; drop it from --features."
         )
-    X = matrix[:, feature_indices]
+    X = matrix[:, _as_slice(feature_indices) or feature_indices]  # a slice keeps a memory map a view
     y = matrix[:, target_index]
     return DataSet(X, y, tuple(names[j] for j in feature_indices), names[target_index], name)
+
+
+def _as_slice(indices: list[int]) -> slice | None:
+    """``indices`` as a slice when they step evenly upwards (the default features do), else ``None``."""
+    if len(indices) == 1:
+        return slice(indices[0], indices[0] + 1)
+    step = indices[1] - indices[0]
+    if step <= 0 or any(b - a != step for a, b in itertools.pairwise(indices)):
+        return None
+    return slice(indices[0], indices[-1] + 1, step)
 
 
 def _column(spec: str, names: list[str], has_header: bool, file: str, option: str) -> int:

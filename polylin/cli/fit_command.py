@@ -95,6 +95,10 @@ def register(subparsers: Any) -> None:
         help="data parallel over K jax devices or K torch processes (jax and torch only; default 1)",
     )  # fmt: skip
     where.add_argument(
+        "--out-of-core-shuffle", default=None, choices=["chunks", "exact"],
+        help="for data beyond memory (a .npy file larger than one block): chunks (default) or exact",
+    )  # fmt: skip
+    where.add_argument(
         "--backend-option", action="append", default=[], metavar="[BACKEND:]KEY=VALUE",
         help="an extra backend setting, e.g. jax:fused_epoch=false or namespace=dask.array (repeatable)",
     )  # fmt: skip
@@ -350,6 +354,7 @@ def _call_fit(
         resume=checkpoint,
         check_stability=not args.no_stability_check,
         workers=args.workers,
+        out_of_core_shuffle=args.out_of_core_shuffle,
     )
 
 
