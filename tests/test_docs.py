@@ -76,6 +76,13 @@ NOT_RUN: dict[str, str] = {
     "source ": "enters the environment that these tests already run in",
     "pip install ": "installs packages: it would change the environment under test",
     "nox -s report": "builds four environments and measures in each (minutes): run with nox",
+    "XLA_FLAGS=--xla_force_host_platform_device_count=2 python script.py": (
+        "runs the reader's own script.py; tests/test_workers.py runs such fits in a subprocess"
+    ),
+    "torchrun ": (
+        "runs the reader's own script under torchrun (run by hand for docs/scale.md, whose "
+        "table shows the output); tests/test_workers.py joins a process group the same way"
+    ),
     "POLYLIN_HYPOTHESIS_PROFILE=polylin-dev pytest tests/test_fuzz.py": (
         "takes minutes (300 random examples on NumPy, 75 on each other backend); "
         "the default profile of the same tests runs in every session"
