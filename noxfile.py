@@ -5,7 +5,7 @@ pinned file in ``environments/``; ``tests(all)`` puts the four frameworks in
 one process. Inside a backend's session that backend is *required*: if it
 cannot be imported, the run fails (``POLYLIN_REQUIRE_BACKENDS``).
 
-    nox                     # lint, tests for every environment, and the docs (what CI runs)
+    nox                     # lint, tests for every environment, scale, and the docs (what CI runs)
     nox -s "tests(torch)"   # one backend; nox -s tests runs all five environments
     nox -s demo             # everything installed (four frameworks, every extra); fit on all four
     nox -s report           # the comparison report, each backend in its own environment, merged in report/
@@ -23,7 +23,7 @@ import nox
 
 nox.options.default_venv_backend = "virtualenv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "docs"]
+nox.options.sessions = ["lint", "tests", "scale", "docs"]
 
 PYTHON = "3.11"  # MXNet 1.9.1 and the on-disk torch wheel both need Python 3.11
 ENVIRONMENTS = "environments"  # one pinned requirements file per environment: environments/<name>.txt
@@ -171,25 +171,17 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"JAX_PLATFORMS": "cpu"})
 
 
-# -- scale: workers=k on jax and torch (issue 16); self-contained, not in the default run ------------------
+# -- scale: workers=k and data beyond memory (issue 16) ------------------------------------------------------
+SCALE_TESTS = ("tests/test_workers.py", "tests/test_out_of_core.py")
+
+
 @nox.session(python=PYTHON)
 def scale(session: nox.Session) -> None:
-    """workers=k: jax.sharding and torch.distributed parity, faults, resume across worker counts,
-    torchrun; ``nox -s scale -- -k torch`` passes options to pytest."""
-    import pathlib
-
-    folder = "environments" if pathlib.Path("environments/all.txt").exists() else "backends"
-    requirements = f"{folder}/all.txt"
-    session.install("-r", requirements)
-    session.install("-c", requirements, "-e", ".[test]")
+    """workers=k (jax.sharding, torch.distributed: parity, faults, resume across worker counts, torchrun)
+    and data beyond memory (dask, memory maps), on a current JAX with dask and torch pinned
+    (``environments/scale.txt``); ``nox -s scale -- -k torch`` passes options to pytest."""
+    install_environment(session, "scale", "test")
     session.run(
-        "pytest",
-        *(
-            session.posargs
-            or [
-                "tests/test_workers.py",
-                *sorted(str(p) for p in pathlib.Path("tests").glob("test_scale*.py")),
-            ]
-        ),
+        "pytest", *(session.posargs or SCALE_TESTS),
         env={"POLYLIN_REQUIRE_BACKENDS": "numpy,jax,torch", "JAX_PLATFORMS": "cpu"},
-    )
+    )  # fmt: skip

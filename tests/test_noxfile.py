@@ -134,7 +134,7 @@ def test_each_environment_has_its_file_and_its_session_requires_its_backends(
 
 
 def test_the_default_run_is_lint_every_test_session_and_the_docs(noxfile: types.ModuleType) -> None:
-    assert noxfile.nox.options.sessions == ["lint", "tests", "docs"]
+    assert noxfile.nox.options.sessions == ["lint", "tests", "scale", "docs"]
     ci = (REPO / ".ci" / "run").read_text()
     assert "python3.11 -m nox\n" in ci  # CI runs the default sessions
     readme = (REPO / "README.md").read_text()
