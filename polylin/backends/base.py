@@ -35,7 +35,6 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,26 +44,6 @@ from polylin.devices import DeviceSpec
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
-
-
-class FastNamespace(SimpleNamespace):
-    """An array namespace object that compares and hashes by identity, as a module does, so that
-    objectives built on it can key a compile cache."""
-
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__  # type: ignore[assignment]
-
-
-def namespace_with(namespace: Any, **replacements: Any) -> FastNamespace:
-    """A copy of an array namespace with some functions replaced by faster equivalents.
-
-    A backend binds the few functions a training step calls on every step
-    straight to its framework's kernels; a replacement must have the Array API
-    meaning of the function it replaces for the arguments polylin passes.
-    """
-    members = {name: getattr(namespace, name) for name in dir(namespace) if not name.startswith("__")}
-    members.update(replacements)
-    return FastNamespace(**members)
 
 
 @dataclass(frozen=True)

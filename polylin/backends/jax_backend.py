@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import Backend, namespace_with
+from polylin.backends.base import Backend
 from polylin.backends.jax_transfer import host_for_device, stages_for_alignment
+from polylin.backends.namespaces import namespace_with
 from polylin.batching import BatchLayout
 from polylin.devices import DeviceSpec
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import namespace_with
 from polylin.backends.jax_backend import JaxBackend, _namespace
+from polylin.backends.namespaces import namespace_with
 from polylin.batching import BatchLayout
 from polylin.devices import DeviceSpec
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from polylin.backends.base import FastNamespace
+from polylin.backends.namespaces import FastNamespace
 from polylin.types import Array
 
 

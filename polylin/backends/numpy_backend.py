@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from polylin.backends.base import NoAutodiff, namespace_with
+from polylin.backends.base import NoAutodiff
+from polylin.backends.namespaces import namespace_with
 from polylin.types import Array, Params
 
 
