@@ -58,7 +58,7 @@ from polylin.report.workloads import TrainingPlan, Workload, get_workload, make_
 
 WORKLOAD_NAMES = ("book", "large", "tiny-batch")
 BACKEND_NAMES = ("numpy", "jax", "torch", "mxnet")
-SKIPPABLE = ("import", "floors", "sklearn", "memory", "cold", "parts", "book-setup")
+SKIPPABLE = ("import", "floors", "sklearn", "memory", "cold", "parts", "book-setup", "scale", "out-of-core")
 #: Repeats (fits of polylin, runs of each loop) per row, and a budget after which a row stops at 2.
 REPEATS = {"book": 30, "large": 5, "tiny-batch": 5}
 ROW_BUDGET_S = {"book": 30.0, "large": 75.0, "tiny-batch": 60.0}
@@ -548,6 +548,30 @@ def finish(args: argparse.Namespace, results: dict[str, Any], started: float) ->
     return 1 if args.strict and failed else 0
 
 
+#: The scale-out sections (issue 16), each its own script run in a fresh process (the JAX host-device
+#: count must be set before jax is imported): (skip key, module, arguments, arguments with --quick).
+SCALE_SECTIONS = (
+    ("scale", "benchmarks.scale", [], ["--n", "20000", "--epochs", "3"]),
+    ("out-of-core", "benchmarks.out_of_core", ["--backends", "numpy,torch"],
+     ["--backends", "numpy", "--rows", "400000", "--epochs", "1"]),
+)  # fmt: skip
+
+
+def run_scale_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Throughput against workers=k, and out-of-core epochs against a page-cache read: printed as
+    their scripts print them, and kept in the JSON with the command that made them."""
+    import subprocess
+
+    for key, module, full, quick in SCALE_SECTIONS:
+        if key in args.skip:
+            continue
+        command = [sys.executable, "-m", module, *(quick if args.quick else full)]
+        print(f"\n{key}: python -m {module} {' '.join(command[3:])}", flush=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        print(done.stdout.rstrip() or done.stderr[-2000:], flush=True)
+        results[key] = {"command": command[1:], "returncode": done.returncode, "output": done.stdout}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -567,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         run_large_extras(runs["large"], args, backends, results)
     if "book-setup" not in args.skip and "jax" in backends:
         run_book_setup(args, results)
+    if "large" in runs:
+        run_scale_sections(args, results)
     return finish(args, results, started)
 
 

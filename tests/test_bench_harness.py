@@ -304,7 +304,7 @@ def test_runner_quick_writes_the_table_and_json(tmp_path: Path, capsys: pytest.C
             "--repeats",
             "2",
             "--skip",
-            "import",
+            "import,scale,out-of-core",
             "--json",
             str(out),
         ]
@@ -338,3 +338,16 @@ def test_profile_fit_prints_where_a_fit_spends_its_time(capsys: pytest.CaptureFi
     assert len(walls) == 20 and all(float(w) >= 0 for w in walls)
     with pytest.raises(SystemExit):
         profile_fit.main(["--fits", "0"])
+
+
+def test_the_out_of_core_section_runs_its_script(capsys: pytest.CaptureFixture[str]) -> None:
+    """``nox -s bench`` ends with the scale-out sections; each is its script in a fresh process."""
+    from benchmarks import run
+
+    args = run.parse_args(["--quick", "--skip", "scale"])
+    results: dict[str, Any] = {}
+    run.run_scale_sections(args, results)
+    printed = capsys.readouterr().out
+    assert "out-of-core: python -m benchmarks.out_of_core" in printed
+    assert "read from the page cache" in printed and "memory map, chunks" in printed
+    assert results["out-of-core"]["returncode"] == 0 and "scale" not in results
