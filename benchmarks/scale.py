@@ -152,7 +152,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--parity", action="store_true", help="print k-worker against 1-worker differences")
     args = parser.parse_args(argv)
-    (parity if args.parity else scaling)(args)
+    from polylin.backends import is_installed
+
+    missing = [name for name in args.backends if not is_installed(name)]
+    for name in missing:
+        print(f"SKIPPED {name}: not installed here (the scale environment, nox -s scale, has jax and torch)")
+    args.backends = [name for name in args.backends if name not in missing]
+    if args.backends:
+        (parity if args.parity else scaling)(args)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,10 @@ NOT_RUN: dict[str, str] = {
     "XLA_FLAGS=--xla_force_host_platform_device_count=2 python script.py": (
         "runs the reader's own script.py; tests/test_workers.py runs such fits in a subprocess"
     ),
+    "python -m benchmarks.scale": (
+        "takes a minute or more (fresh processes per backend and k); nox -s bench runs it as its scale "
+        "section, and tests/test_workers.py checks what it measures"
+    ),
     "torchrun ": (
         "runs the reader's own script under torchrun (run by hand for docs/scale.md, whose "
         "table shows the output); tests/test_workers.py joins a process group the same way"
