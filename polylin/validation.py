@@ -225,6 +225,33 @@ def _position(index: np.ndarray, row_offset: int) -> object:
     return position if len(position) > 1 else position[0]
 
 
+def _checked_shapes(shape: tuple[int, ...], y: Any) -> Any:
+    """Check that ``X`` of ``shape`` is ``(n, d)`` with n, d ≥ 1 and that ``y`` has ``n`` targets,
+    as ``(n,)`` or ``(n, 1)``; return ``y`` as ``(n,)``. ``y`` is a NumPy or dask array, or a memory map."""
+    if len(shape) != 2:
+        hint = "For a single feature use X.reshape(-1, 1)." if len(shape) < 2 else "Flatten the features."
+        raise ValueError(f"X must be 2-D with shape (n_examples, n_features); got shape {shape}. {hint}")
+    n, d = shape
+    if n == 0 or d == 0:
+        raise ValueError(
+            f"X has shape {shape}, with no {'examples' if n == 0 else 'features'}; "
+            "pass at least one example (row) and one feature (column)."
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must have shape (n,) or (n, 1); got shape {tuple(y.shape)}. polylin fits one target: "
+            "pass one column of y at a time."
+        )
+    if y.shape[0] != n:
+        raise ValueError(
+            f"y has {y.shape[0]} values but X has {n} rows; they must describe the same examples "
+            "(one target per row of X)."
+        )
+    return y
+
+
 def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``X`` and ``y`` and return them as host arrays: ``X (n, d)``, ``y (n,)``.
 
@@ -244,29 +271,7 @@ def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.nda
         )
     X_host = _host_array("X", X, backend)
     y_host = _host_array("y", y, backend)
-    if X_host.ndim != 2:
-        hint = "For a single feature use X.reshape(-1, 1)." if X_host.ndim < 2 else "Flatten the features."
-        raise ValueError(
-            f"X must be 2-D with shape (n_examples, n_features); got shape {X_host.shape}. {hint}"
-        )
-    n, d = X_host.shape
-    if n == 0 or d == 0:
-        raise ValueError(
-            f"X has shape {X_host.shape}, with no {'examples' if n == 0 else 'features'}; "
-            "pass at least one example (row) and one feature (column)."
-        )
-    if y_host.ndim == 2 and y_host.shape[1] == 1:
-        y_host = y_host.reshape(-1)
-    if y_host.ndim != 1:
-        raise ValueError(
-            f"y must have shape (n,) or (n, 1); got shape {y_host.shape}. polylin fits one target: "
-            "pass one column of y at a time."
-        )
-    if y_host.shape[0] != n:
-        raise ValueError(
-            f"y has {y_host.shape[0]} values but X has {n} rows; they must describe the same examples "
-            "(one target per row of X)."
-        )
+    y_host = _checked_shapes(tuple(X_host.shape), y_host)
     X_host = _check_numeric("X", X_host, backend.np_dtype)
     y_host = _check_numeric("y", y_host, backend.np_dtype)
     _check_values("X", X_host, backend.np_dtype)
@@ -309,26 +314,7 @@ def out_of_core_training_data(X: Any, y: Any, backend: Any) -> tuple[Any, Any]:
             f"X has shape {shape}, with sizes dask does not know yet; make them known first "
             "(X.compute_chunk_sizes())."
         )
-    if len(shape) != 2:
-        raise ValueError(f"X must be 2-D with shape (n_examples, n_features); got shape {shape}.")
-    n, d = shape
-    if n == 0 or d == 0:
-        raise ValueError(
-            f"X has shape {shape}, with no {'examples' if n == 0 else 'features'}; "
-            "pass at least one example (row) and one feature (column)."
-        )
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.reshape(-1)
-    if y.ndim != 1:
-        raise ValueError(
-            f"y must have shape (n,) or (n, 1); got shape {tuple(y.shape)}. polylin fits one target: "
-            "pass one column of y at a time."
-        )
-    if y.shape[0] != n:
-        raise ValueError(
-            f"y has {y.shape[0]} values but X has {n} rows; they must describe the same examples "
-            "(one target per row of X)."
-        )
+    y = _checked_shapes(shape, y)
     for name, value in (("X", X), ("y", y)):
         _check_chunked(name, ChunkedArray(value, backend.np_dtype), backend.np_dtype)
     return X, y
