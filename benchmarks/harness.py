@@ -468,6 +468,9 @@ def bandwidth_floors(
         "stream_method": stream_method,
         "gather_s": gather[gather_method],
         "gather_method": gather_method,
+        # An epoch gathers its batches and then evaluates its full-data loss: one gather pass and
+        # one streaming pass is the least it can cost.
+        "epoch_floor_s": gather[gather_method] + stream[stream_method],
         "all_methods_s": {
             **{f"stream: {k}": v for k, v in stream.items()},
             **{f"gather: {k}": v for k, v in gather.items()},
@@ -477,8 +480,24 @@ def bandwidth_floors(
     }
 
 
+def epoch_floor_pass(
+    passes: tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], Any]]], floors: dict[str, Any]
+) -> Callable[[], None]:
+    """One pass of the epoch floor: the fastest gather pass, then the fastest streaming pass."""
+    gather, stream = passes[1][floors["gather_method"]], passes[0][floors["stream_method"]]
+
+    def run() -> None:
+        gather()
+        stream()
+
+    return run
+
+
 def floor_ratios(rows: Sequence[dict[str, Any]], floors: dict[str, Any]) -> dict[str, Any]:
-    """Each backend's best polylin epoch over the floors, and pass/fail against the targets."""
+    """Each backend's best polylin epoch over the floors, and pass/fail against the targets.
+
+    An epoch is judged against the epoch floor, a gather pass plus a streaming pass (an epoch's
+    steps and its full-data loss), since polylin's epoch times include the loss."""
     per_backend: dict[str, dict[str, Any]] = {}
     for row in rows:
         median = row["polylin"]["steady_epoch_s"]["median"]
@@ -495,20 +514,21 @@ def floor_ratios(rows: Sequence[dict[str, Any]], floors: dict[str, Any]) -> dict
         entry["over_stream"] = entry["epoch_s"] / floors["stream_s"]
         # Paired where the row timed the gather floor in each of its repeats (see measure_row); the
         # floor measured once, at another moment, is the fallback and is kept beside it.
-        entry["over_gather_unpaired"] = entry["epoch_s"] / floors["gather_s"]
+        epoch_floor = floors.get("epoch_floor_s", floors["gather_s"] + floors["stream_s"])
+        entry["over_floor_unpaired"] = entry["epoch_s"] / epoch_floor
         paired = entry.pop("paired")
-        entry["over_gather"] = entry["over_gather_unpaired"] if paired is None else paired
-        entry["gather_paired"] = paired is not None
+        entry["over_epoch_floor"] = entry["over_floor_unpaired"] if paired is None else paired
+        entry["floor_paired"] = paired is not None
         if backend in EACH_OVER_GATHER_BACKENDS:
             entry["target"] = EACH_OVER_GATHER_TARGET
-            entry["pass"] = entry["over_gather"] <= EACH_OVER_GATHER_TARGET
+            entry["pass"] = entry["over_epoch_floor"] <= EACH_OVER_GATHER_TARGET
     best = min(per_backend, key=lambda k: per_backend[k]["epoch_s"]) if per_backend else None
     out: dict[str, Any] = {"per_backend": per_backend, "best_backend": best}
     if best is not None:
-        over = per_backend[best]["over_gather"]
+        over = per_backend[best]["over_epoch_floor"]
         out["best"] = {
             "backend": best,
-            "over_gather": over,
+            "over_epoch_floor": over,
             "target": BEST_OVER_GATHER_TARGET,
             "pass": over <= BEST_OVER_GATHER_TARGET,
         }

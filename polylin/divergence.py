@@ -38,7 +38,7 @@ def locate_divergence(
     X: Array,
     y: Array,
     start: Host,
-    order: Array,
+    order: np.ndarray,
     layout: BatchLayout,
 ) -> int:
     """The first step (1-based) of the epoch after which a parameter or the full-data loss is
@@ -48,6 +48,7 @@ def locate_divergence(
     the loss, once non-finite, stays so within a stretch of k steps.
     """
     bounds = batch_bounds(layout.n_examples, layout.batch_size)
+    device_order = backend.asarray(order)
     evaluation_cost = max(1, layout.n_examples * int(X.shape[1]))
     stride = max(1, -(-len(bounds) * evaluation_cost // SCAN_BUDGET))
 
@@ -67,7 +68,7 @@ def locate_divergence(
 
         params = backend.parameters(*host, trainable=grad == "autodiff")
         try:
-            run_steps(step, params, X, y, order, bounds[first - 1 : last], watch)
+            run_steps(step, params, X, y, device_order, bounds[first - 1 : last], watch)
         except _FoundError as found:
             return found.step, *good[0]
         return None, *good[0]

@@ -11,6 +11,8 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _DATA_STREAM = 0
@@ -51,3 +53,45 @@ def epoch_order(seed: int, epoch: int, n: int, shuffle: bool = True) -> np.ndarr
     if not shuffle:
         return np.arange(n, dtype=np.int64)
     return order_generator(seed, epoch).permutation(n).astype(np.int64, copy=False)
+
+
+#: From this many examples on, :class:`EpochOrders` draws each next order on a background thread
+#: while the current epoch trains: a draw of 10⁶ costs about 17 ms here, one of 2¹⁷ about 2 ms,
+#: and below that a thread's hand-off is worth more than it saves.
+PREFETCH_MIN_EXAMPLES = 1 << 17
+
+
+class EpochOrders:
+    """The example orders of epochs ``start, start+1, ...`` (:func:`epoch_order`), taken in turn.
+
+    With at least :data:`PREFETCH_MIN_EXAMPLES` examples, taking epoch ``e``'s
+    order starts drawing epoch ``e+1``'s on a background thread, where it
+    overlaps the epoch (NumPy's shuffle and the frameworks' kernels release
+    the GIL). The orders are the same either way. :meth:`close` abandons a
+    draw still running when training stops.
+    """
+
+    def __init__(self, seed: int, n: int, shuffle: bool, stop: int) -> None:
+        self.seed, self.n, self.shuffle, self.stop = seed, n, shuffle, stop
+        self._prefetch = shuffle and n >= PREFETCH_MIN_EXAMPLES
+        self._pool: Any = None
+        self._pending: tuple[int, Any] | None = None
+
+    def take(self, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s order (0-based); starts drawing the next one when prefetching."""
+        pending, self._pending = self._pending, None
+        order = pending[1].result() if pending is not None and pending[0] == epoch else None
+        if order is None:
+            order = epoch_order(self.seed, epoch, self.n, self.shuffle)
+        if self._prefetch and epoch + 1 < self.stop:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polylin-orders")
+            future = self._pool.submit(epoch_order, self.seed, epoch + 1, self.n, self.shuffle)
+            self._pending = (epoch + 1, future)
+        return order
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

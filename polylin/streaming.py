@@ -449,15 +449,15 @@ class StreamedEpochs:
     def _run(self, params: Params, segment: Segment) -> Params:
         backend, batch = self.backend, self.layout.batch_size
         X_dev, y_dev = backend.asarray(segment.X), backend.asarray(segment.y)
-        order = self._device_order(segment.order)
-        if self.on_step is None:
+        if self.on_step is None:  # the runner moves the host order itself
             layout = BatchLayout(len(segment.order), batch)
             runner = backend.epoch_runner(self.step, _skip_loss, X_dev, y_dev, layout)
-            params, _ = runner(params, order)
+            params, _ = runner(params, segment.order)
         else:
             first, report = segment.first_step, self.on_step
             params = run_steps(
-                self.step, params, X_dev, y_dev, order, batch_bounds(len(segment.order), batch),
+                self.step, params, X_dev, y_dev, self._device_order(segment.order),
+                batch_bounds(len(segment.order), batch),
                 lambda k, p: report(first + k, p),
             )  # fmt: skip
         backend.synchronize(params)

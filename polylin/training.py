@@ -28,9 +28,9 @@ from polylin.backends.base import Backend, run_steps
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.divergence import locate_divergence
 from polylin.objective import Objective
-from polylin.randomness import epoch_order
+from polylin.randomness import EpochOrders
 from polylin.streaming import streamed_epochs
-from polylin.types import Array, Params, TreeFn
+from polylin.types import Array, EpochFn, Params, TreeFn
 
 #: ``on_epoch(epoch, loss, seconds)``, called after each epoch (1-based).
 EpochCallback = Callable[[int, float, float], None]
@@ -141,12 +141,10 @@ def train(
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
+    orders = EpochOrders(seed, layout.n_examples, shuffle, stop=epochs)
     try:
         for epoch in range(start_epoch, epochs):
-            if streamed is not None:
-                order = streamed.order(epoch)
-            else:
-                order = backend.asarray(epoch_order(seed, epoch, layout.n_examples, shuffle))
+            order: Any = orders.take(epoch) if streamed is None else streamed.order(epoch)
             started = time.perf_counter()
             params, loss = run_epoch(params, order)
             value = float(backend.to_numpy(loss))
@@ -167,16 +165,18 @@ def train(
                 on_epoch(epoch + 1, value, elapsed)
     except KeyboardInterrupt:
         run.interrupted = True
+    finally:
+        orders.close()
     return run
 
 
 def _observed_epoch(
     step: SGDStep, objective: Objective, X: Array, y: Array, layout: BatchLayout, on_step: StepCallback
-) -> Callable[[Params, Array], tuple[Params, Array]]:
+) -> EpochFn:
     bounds = batch_bounds(layout.n_examples, layout.batch_size)
 
-    def run_epoch(params: Params, order: Array) -> tuple[Params, Array]:
-        params = run_steps(step, params, X, y, order, bounds, on_step)
+    def run_epoch(params: Params, order: np.ndarray) -> tuple[Params, Array]:
+        params = run_steps(step, params, X, y, step.backend.asarray(order), bounds, on_step)
         return params, objective.mean(params, X, y)
 
     return run_epoch

@@ -7,7 +7,10 @@ no common protocol covers NumPy, JAX, torch and MXNet arrays.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: One framework's array (NumPy, JAX, torch, MXNet, or any Array API library's).
 Array = Any
@@ -21,5 +24,6 @@ LossFn = Callable[[Params, Array, Array], Array]
 TreeFn = Callable[[Params, Array, Array], Params]
 #: ``(params, X, y, idx) -> params``: one minibatch SGD step on the rows ``idx``.
 StepFn = Callable[[Params, Array, Array, Array], Params]
-#: ``(params, order) -> (params, loss)``: one epoch, then the full-data loss.
-EpochFn = Callable[[Params, Array], tuple[Params, Array]]
+#: ``(params, order) -> (params, loss)``: one epoch in ``order`` (a host NumPy integer array, which
+#: the runner moves to its device), then the full-data loss.
+EpochFn = Callable[[Params, "np.ndarray"], tuple[Params, Array]]

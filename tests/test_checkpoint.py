@@ -454,12 +454,12 @@ def test_a_real_sigint_between_epochs(backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ctrl_c_before_the_first_epoch_ends(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Interrupted while the first epoch's order is drawn: no epoch completed, the initial parameters kept."""
-    import polylin.training
+    import polylin.randomness
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(polylin.training, "epoch_order", interrupted)
+    monkeypatch.setattr(polylin.randomness, "epoch_order", interrupted)
     with pytest.warns(polylin.TrainingInterruptedWarning, match="after 0 of 3 epochs"):
         result = polylin.fit(backend=backend, epochs=3)
     assert result.interrupted and result.epochs_completed == 0
@@ -475,3 +475,13 @@ def test_checkpoint_files_are_what_the_docs_say(tmp_path: Path) -> None:
             "b", "epoch_times", "initial_loss", "losses", "metadata", "true_b", "true_w", "w",
         ]  # fmt: skip
     assert os.stat(path).st_size < 10_000
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 255, 256, 257, 1000, 12_345, 10**6, 2**31 + 11])
+def test_the_fingerprint_samples_the_rows_it_always_sampled(n: int) -> None:
+    """Checkpoints saved before the rows were computed without ``linspace`` still resume: the rows
+    are ``np.unique(np.linspace(0, n - 1, min(n, 256)).astype(int))``, exactly."""
+    from polylin.resume import fingerprint_rows
+
+    expected = np.unique(np.linspace(0, n - 1, num=min(n, 256)).astype(np.int64))
+    np.testing.assert_array_equal(fingerprint_rows(n), expected)

@@ -25,7 +25,7 @@ class RecordingBackend(NumpyBackend):
 
     def asarray(self, host: np.ndarray) -> Any:
         if np.asarray(host).dtype.kind in "iu":
-            self.events.append(f"order {int(host[0])}")
+            self.events.append(f"move {int(host[0])}")
         return super().asarray(host)
 
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -53,6 +53,21 @@ def recording_clock(monkeypatch: pytest.MonkeyPatch, events: list[str]) -> None:
         return clock()
 
     monkeypatch.setattr(polylin.training.time, "perf_counter", logged)
+    recording_draws(monkeypatch, events)
+
+
+def recording_draws(monkeypatch: pytest.MonkeyPatch, events: list[str]) -> None:
+    """Log each epoch order the loop draws on the host, by its first index."""
+    import polylin.randomness
+
+    draw = polylin.randomness.epoch_order
+
+    def logged(*args: Any) -> np.ndarray:
+        order = draw(*args)
+        events.append(f"order {int(order[0])}")
+        return order
+
+    monkeypatch.setattr(polylin.randomness, "epoch_order", logged)
 
 
 def squared(be: Any) -> Objective:
@@ -62,9 +77,10 @@ def squared(be: Any) -> Objective:
 def test_each_order_is_drawn_outside_the_clock_and_each_loss_read_inside(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each epoch runs on an order drawn and converted before its clock starts, so the clock holds
-    the epoch alone; the epoch's full-data loss is read before the clock stops, so the clock waits
-    for an asynchronous engine to finish the epoch."""
+    """Each epoch runs on an order drawn on the host before its clock starts, so the clock holds
+    the epoch alone (moving the order to the device is the epoch runner's, inside the clock); the
+    epoch's full-data loss is read before the clock stops, so the clock waits for an asynchronous
+    engine to finish the epoch."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 2)).astype(np.float32), rng.normal(size=40).astype(np.float32)
     be = RecordingBackend()
@@ -75,23 +91,24 @@ def test_each_order_is_drawn_outside_the_clock_and_each_loss_read_inside(
     )  # fmt: skip
     first = [int(epoch_order(5, e, 40)[0]) for e in range(3)]
     assert be.events == [
-        f"order {first[0]}", "clock", f"epoch {first[0]}", "loss read", "clock",
-        f"order {first[1]}", "clock", f"epoch {first[1]}", "loss read", "clock",
-        f"order {first[2]}", "clock", f"epoch {first[2]}", "loss read", "clock",
+        f"order {first[0]}", "clock", f"epoch {first[0]}", f"move {first[0]}", "loss read", "clock",
+        f"order {first[1]}", "clock", f"epoch {first[1]}", f"move {first[1]}", "loss read", "clock",
+        f"order {first[2]}", "clock", f"epoch {first[2]}", f"move {first[2]}", "loss read", "clock",
     ]  # fmt: skip
     assert len(run.losses) == len(run.epoch_times) == 3
 
 
-def test_a_resumed_run_draws_only_the_orders_it_trains_on() -> None:
+def test_a_resumed_run_draws_only_the_orders_it_trains_on(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(1)
     X, y = rng.normal(size=(30, 2)).astype(np.float32), rng.normal(size=30).astype(np.float32)
     be = RecordingBackend()
+    recording_draws(monkeypatch, be.events)
     train(
         be, squared(be), X, y, np.zeros(2), np.zeros(1),
         lr=0.01, batch_size=8, epochs=3, seed=2, grad="analytic", start_epoch=2,
     )  # fmt: skip
     last = int(epoch_order(2, 2, 30)[0])
-    assert be.events == [f"order {last}", f"epoch {last}", "loss read"]
+    assert be.events == [f"order {last}", f"epoch {last}", f"move {last}", "loss read"]
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -111,7 +128,7 @@ def test_an_epoch_runners_loss_is_the_objective_at_its_parameters(backend: str) 
             sgd_step(be, objective, grad, 0.05), objective.mean, X_dev, y_dev, BatchLayout(50, 7)
         )
         params = be.parameters(rng.normal(size=3), np.array([0.5]), trainable=grad == "autodiff")
-        params, loss = run_epoch(params, be.asarray(epoch_order(0, 0, 50)))
+        params, loss = run_epoch(params, epoch_order(0, 0, 50))  # a host order: the runner moves it
         w, b = (np.asarray(be.to_numpy(p), dtype=np.float64) for p in params)
         reported = float(np.asarray(be.to_numpy(loss)).reshape(-1)[0])
     residual = X @ w + b - y
@@ -200,3 +217,44 @@ def test_jax_reuses_compiled_epochs_across_fits(backend: str, fused: bool) -> No
     assert _TRACES.count("derivative") == traced  # nothing traced again
     fit_once(0.07)
     assert _TRACES.count("derivative") > traced
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_prefetched_orders_are_the_orders_drawn_in_turn(
+    monkeypatch: pytest.MonkeyPatch, shuffle: bool
+) -> None:
+    """With many examples the next epoch's order is drawn on a background thread while the current
+    epoch trains; the orders, and hence the fit, are the same as when each is drawn in turn."""
+    import threading
+
+    import polylin.randomness
+    from polylin.randomness import EpochOrders
+
+    threads: list[str] = []
+    draw = polylin.randomness.epoch_order
+
+    def recorded(*args: Any) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return draw(*args)
+
+    monkeypatch.setattr(polylin.randomness, "epoch_order", recorded)
+    monkeypatch.setattr(polylin.randomness, "PREFETCH_MIN_EXAMPLES", 50)
+    orders = EpochOrders(seed=3, n=60, shuffle=shuffle, stop=4)
+    taken = [orders.take(epoch) for epoch in (1, 2, 3)]
+    orders.close()
+    for epoch, order in zip((1, 2, 3), taken, strict=True):
+        np.testing.assert_array_equal(order, draw(3, epoch, 60, shuffle))
+    if shuffle:  # the first on the caller's thread, the next two prefetched; none past the last epoch
+        assert threads[0] == threading.current_thread().name
+        assert len(threads) == 3 and all(name.startswith("polylin-orders") for name in threads[1:])
+    else:  # an unshuffled order is an arange: nothing to prefetch
+        assert threads == [threading.current_thread().name] * 3
+
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(60, 2)), rng.normal(size=60)
+    be = NumpyBackend(dtype="float64")
+    fit = dict(lr=0.05, batch_size=7, epochs=3, seed=3, shuffle=shuffle, grad="analytic")
+    prefetched = train(be, squared(be), X, y, np.zeros(2), np.zeros(1), **fit)  # type: ignore[arg-type]
+    monkeypatch.setattr(polylin.randomness, "PREFETCH_MIN_EXAMPLES", 10**9)
+    in_turn = train(be, squared(be), X, y, np.zeros(2), np.zeros(1), **fit)  # type: ignore[arg-type]
+    assert prefetched.w.tobytes() == in_turn.w.tobytes() and prefetched.losses == in_turn.losses

@@ -16,8 +16,8 @@ member                             required  what it must guarantee
                                              framework's autodiff (NumPy has none, and says so)
 ``update(params, grads, lr)``      yes       ``p ← p − lr·g`` for each parameter, in place where the
                                              framework allows; returns the parameters
-``epoch_runner(step, loss, ...)``  no        runs one epoch of ``step`` and evaluates ``loss`` on the
-                                             full data; the default is the plain loop below
+``epoch_runner(step, loss, ...)``  no        runs one epoch of ``step`` in a host order and evaluates
+                                             ``loss`` on the full data; the default is the plain loop
 ``synchronize(tree)``              no        blocks until ``tree`` is computed (asynchronous engines)
 ``context()``                      no        a context the whole fit runs in (JAX: float64 scope)
 =================================  ========  ==========================================================
@@ -156,14 +156,17 @@ class Backend(ABC):
         """A function ``(params, order) -> (params, loss)``: one epoch of ``step``, then ``loss``
         on the full data.
 
-        ``order`` is this backend's index array of the epoch's example order;
+        ``order`` is the epoch's example order as a host NumPy integer array:
         batch ``k`` is ``order[k*B : (k+1)*B]`` and the last one may be short.
-        The default is :func:`run_steps`, the plain loop every eager framework shares.
+        Moving it to the device is the runner's job, so that a backend can fold
+        the transfer into a call it makes anyway (JAX passes it to the compiled
+        epoch). The default moves it with :meth:`asarray` and runs
+        :func:`run_steps`, the plain loop every eager framework shares.
         """
         bounds = batch_bounds(layout.n_examples, layout.batch_size)
 
-        def run_epoch(params: Params, order: Array) -> tuple[Params, Array]:
-            params = run_steps(step, params, X, y, order, bounds)
+        def run_epoch(params: Params, order: np.ndarray) -> tuple[Params, Array]:
+            params = run_steps(step, params, X, y, self.asarray(order), bounds)
             return params, loss(params, X, y)
 
         return run_epoch

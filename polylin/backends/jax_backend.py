@@ -123,7 +123,11 @@ class JaxBackend(Backend):
         compiled = _cached(
             ("epoch", step, _function_key(loss), layout, self), lambda: build(step, loss, layout)
         )
-        return lambda params, order: compiled(params, X, y, order)  # type: ignore[no-any-return]
+        if not self.fused_epoch:
+            return lambda params, order: compiled(params, X, y, self.asarray(order))  # type: ignore[no-any-return]
+        # The host order goes into the compiled call as it is: jit moves it to X's device in the
+        # same dispatch, about 1 µs against 15-30 µs for a device_put of its own.
+        return lambda params, order: compiled(params, X, y, order.astype(np.int32, copy=False))  # type: ignore[no-any-return]
 
     def _fused_epoch(self, step: StepFn, loss: LossFn, layout: BatchLayout) -> Callable[..., Any]:
         """One jitted program: every step of the epoch in a ``lax.scan``, the short last batch,

@@ -143,4 +143,6 @@ class ShardedJaxBackend(JaxBackend):
     def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
         """:class:`JaxBackend`'s compiled epoch, with the full-data loss split by rows too (the step's
         batches are split by :attr:`xp`'s ``take``)."""
-        return super().epoch_runner(step, _RowSharded(loss, self._rows, self._vector), X, y, layout)
+        run_epoch = super().epoch_runner(step, _RowSharded(loss, self._rows, self._vector), X, y, layout)
+        # The order goes to every device of the mesh, replicated, before the compiled epoch runs.
+        return lambda params, order: run_epoch(params, self.asarray(order))

@@ -142,9 +142,10 @@ class DistributedTorchBackend(TorchBackend):
         buffer = torch.zeros(d + 1, dtype=self.torch_dtype, device=self.device)
         epochs_run = 0
 
-        def run_epoch(params: Params, order: Array) -> tuple[Params, Array]:
+        def run_epoch(params: Params, host_order: np.ndarray) -> tuple[Params, Array]:
             nonlocal epochs_run
             epochs_run += 1
+            order = self.asarray(host_order)
             for count, (lo, hi, m) in enumerate(plan, start=1):
                 idx = order[lo:hi]
                 X_share, y_share = self.xp.take(X, idx, axis=0), self.xp.take(y, idx, axis=0)
