@@ -25,7 +25,7 @@ from polylin.shapes import intercept, weight_vector
 from polylin.stability import warn_if_unstable
 from polylin.streaming import is_out_of_core
 from polylin.training import GRAD_MODES, EpochCallback, TrainingRun, train
-from polylin.validation import check_choice, check_learning_rate, check_positive_int, check_seed
+from polylin.validation import Probe, check_choice, check_learning_rate, check_positive_int, check_seed
 
 DIVERGENCE_POLICIES = ("raise", "stop")
 
@@ -153,6 +153,8 @@ def fit(
             "Pass resume= (continue the same run) or warm_start= (continue on new data), not both."
         )
     be = cls(dtype=dtype, device=device, **dict(backend_options or {}))
+    fresh = resume is None and warm_start is None
+    probe = Probe(lambda d: initial_parameters(seed, d, init)[0]) if fresh else None
 
     if X is None and y is None:
         true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
@@ -160,8 +162,8 @@ def fit(
         X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
     elif is_out_of_core(X) and be.name != "array-api":  # beyond memory: read block by block
         X_host, y_host = streaming.training_data(X, y, be, out_of_core_shuffle)
-    else:
-        X_host, y_host = be.training_data(X, y)
+    else:  # the check of X's values also computes X w0, for the initial loss
+        X_host, y_host = be.training_data(X, y, probe)
     if not is_out_of_core(X):
         streaming.check_in_memory_shuffle(out_of_core_shuffle)
     n, d = X_host.shape
@@ -212,7 +214,8 @@ def fit(
     with be.context():
         X_dev, y_dev = streaming.device_data(be, X_host, y_host)
         if start is None:
-            initial_loss = _initial_loss(objective, be, w0, b0, X_host, y_host, X_dev, y_dev)
+            fitted = None if probe is None else probe.fitted
+            initial_loss = _initial_loss(objective, be, w0, b0, X_host, y_host, X_dev, y_dev, fitted)
         else:
             initial_loss = start.previous.initial_loss
         run = train(
@@ -227,18 +230,22 @@ def fit(
 
 def _initial_loss(
     objective: Objective, be: Backend, w0: np.ndarray, b0: np.ndarray,
-    X_host: Any, y_host: Any, X_dev: Any, y_dev: Any,
+    X_host: Any, y_host: Any, X_dev: Any, y_dev: Any, fitted: np.ndarray | None,
 ) -> float:  # fmt: skip
     """The loss before training. Data already on the host in the fit's dtype are evaluated there,
-    with NumPy: one pass over X, as on the device, without two parameter transfers and an eager
-    evaluation's dispatches (on JAX, 5 % of a warm fit of the book's 1000 examples)."""
+    with NumPy, without two parameter transfers and an eager evaluation's dispatches (on JAX, 5 %
+    of a warm fit of the book's 1000 examples); from ``fitted = X w0`` where the check of X's
+    values computed it (:class:`~polylin.validation.Probe`), else with one pass over X."""
     dtype = be.np_dtype
     if all(isinstance(a, np.ndarray) and a.dtype == dtype for a in (X_host, y_host)):
         import array_api_compat.numpy as host_xp
 
         on_host = Objective(host_xp, objective.loss, fit_intercept=objective.fit_intercept)
+        w, b = w0.astype(dtype), b0.astype(dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            return float(on_host.mean((w0.astype(dtype), b0.astype(dtype)), X_host, y_host))
+            if fitted is not None and fitted.shape == y_host.shape:
+                return float(on_host.mean_of_fitted(fitted, b, y_host))
+            return float(on_host.mean((w, b), X_host, y_host))
     params = be.parameters(w0, b0, trainable=False)
     return float(be.to_numpy(streaming.mean_loss(be, objective, params, X_dev, y_dev)))
 

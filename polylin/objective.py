@@ -36,8 +36,15 @@ class Objective:
     def predict(self, params: Params, X: Array) -> Array:
         """``ŷ = X w + b``, shape ``(m,)``."""
         w, b = params
-        fitted = self.xp.matmul(X, w)
+        return self._plus_intercept(self.xp.matmul(X, w), b)
+
+    def _plus_intercept(self, fitted: Array, b: Array) -> Array:
         return fitted + b if self.fit_intercept else fitted
+
+    def mean_of_fitted(self, fitted: Array, b: Array, y: Array) -> Array:
+        """:meth:`mean` from ``X w`` already computed (by the check of X's values, in ``fit``)."""
+        residual = self._plus_intercept(fitted, b) - y
+        return self.xp.mean(self.loss.pointwise(self.xp, residual))
 
     def residual(self, params: Params, X: Array, y: Array) -> Array:
         """``r = ŷ − y``, shape ``(m,)``."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -141,6 +143,47 @@ _CAST_BLOCK_VALUES = 1 << 19
 #: From this many columns on, a block's row sums are one BLAS matrix-vector product (two threads);
 #: narrower blocks are summed by NumPy, which is faster there.
 _MATVEC_MIN_COLUMNS = 16
+#: Rows per block of the probed check (:class:`Probe`): a few MiB of X at a time.
+_PROBE_ROWS = 1 << 14
+
+
+@dataclass
+class Probe:
+    """Weights the value check of ``X`` also multiplies ``X`` by, in the same read of it.
+
+    ``fit`` passes its initial ``w`` (``weights_for(d)``), so that the loss before
+    training costs no second pass over ``X``: after the check, ``fitted`` holds
+    ``X @ w`` (shape ``(n,)``, the training dtype), or stays ``None`` where the
+    check could not compute it (data cast to a narrower dtype, a backend that
+    validates elsewhere), and the loss is then evaluated as usual.
+    """
+
+    weights_for: Callable[[int], np.ndarray]
+    fitted: np.ndarray | None = None
+
+
+def _probed_values(array: np.ndarray, dtype: np.dtype, probe: Probe) -> np.ndarray | None:
+    """``X @ w`` and the value check of ``X`` in one read (the check's argument holds for any finite
+    weights without a zero: an infinity or a NaN times one is still one); ``None`` where it does not
+    apply. Raises as :func:`_check_values` does."""
+    if array.ndim != 2 or array.dtype != dtype or dtype not in _BLAS_DTYPES:
+        return None
+    weights = np.ascontiguousarray(probe.weights_for(array.shape[1]), dtype=dtype)
+    if not np.all(np.isfinite(weights)):
+        return None
+    if not np.any(weights):  # w = 0 (init="zeros"): X w is 0 once X is known to be finite
+        _check_values("X", array, dtype)
+        return np.zeros(array.shape[0], dtype=dtype)
+    if not np.all(weights):
+        return None
+    fitted = np.empty(array.shape[0], dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, array.shape[0], _PROBE_ROWS):
+            chunk = array[start : start + _PROBE_ROWS]
+            part = np.matmul(chunk, weights, out=fitted[start : start + len(chunk)])
+            if not np.isfinite(np.add.reduce(part)):
+                _raise_on_bad_value("X", chunk, start, dtype, None)
+    return fitted
 
 
 def _check_values(name: str, array: np.ndarray, dtype: np.dtype, first_row: int = 0) -> None:
@@ -252,11 +295,14 @@ def _checked_shapes(shape: tuple[int, ...], y: Any) -> Any:
     return y
 
 
-def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.ndarray]:
+def host_training_data(
+    X: Any, y: Any, backend: Any, probe: Probe | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``X`` and ``y`` and return them as host arrays: ``X (n, d)``, ``y (n,)``.
 
     ``y`` may have shape ``(n,)`` or ``(n, 1)``; both mean the same thing. The
     arrays returned may share memory with the caller's: nothing writes to them.
+    With a :class:`Probe`, the check of ``X``'s values also computes ``X @ w``.
     """
     if X is None or y is None:
         missing = "X" if X is None else "y"
@@ -274,7 +320,11 @@ def host_training_data(X: Any, y: Any, backend: Any) -> tuple[np.ndarray, np.nda
     y_host = _checked_shapes(tuple(X_host.shape), y_host)
     X_host = _check_numeric("X", X_host, backend.np_dtype)
     y_host = _check_numeric("y", y_host, backend.np_dtype)
-    _check_values("X", X_host, backend.np_dtype)
+    fitted = None if probe is None else _probed_values(X_host, backend.np_dtype, probe)
+    if fitted is None:
+        _check_values("X", X_host, backend.np_dtype)
+    elif probe is not None:
+        probe.fitted = fitted
     _check_values("y", y_host, backend.np_dtype)
     return X_host, y_host
 

@@ -21,7 +21,7 @@ from conftest import IMPORT_PROBLEMS, backend_params
 import polylin
 import polylin.api
 from polylin.backends import BACKENDS as BACKENDS_REGISTRY
-from polylin.backends import KNOWN_BACKENDS
+from polylin.backends import KNOWN_BACKENDS, get_backend
 
 BACKENDS = backend_params()
 # The array-api backend validates arrays of its own namespace (which, with ``like=X``, includes
@@ -585,3 +585,90 @@ def test_validation_neither_copies_nor_allocates_the_data_again(source: str, dty
         tracemalloc.stop()
     assert X_checked is X and y_checked is y
     assert peak < X.nbytes / 8, f"validation allocated {peak} bytes for {X.nbytes} bytes of X"
+
+
+# -- the probed value check: X's one read also gives X w0, for the initial loss -------------------
+@pytest.mark.parametrize("init", ["normal", "zeros"])
+@pytest.mark.parametrize("loss", ["squared", "huber", "absolute"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_initial_loss_from_the_value_check_is_the_objective(
+    init: str, loss: str, fit_intercept: bool, dtype: str
+) -> None:
+    from polylin.randomness import initial_parameters
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40_000, 20)).astype(dtype)
+    y = (X @ rng.normal(size=20) + 0.5).astype(dtype)
+    result = polylin.fit(X, y, epochs=1, loss=loss, init=init, fit_intercept=fit_intercept, dtype=dtype)
+    w0, _ = initial_parameters(0, 20, init)
+    residual = X.astype(np.float64) @ w0 - y
+    pointwise = {
+        "squared": 0.5 * residual**2,
+        "absolute": np.abs(residual),
+        "huber": np.where(np.abs(residual) <= 1, 0.5 * residual**2, np.abs(residual) - 0.5),
+    }[loss]
+    np.testing.assert_allclose(
+        result.initial_loss, pointwise.mean(), rtol=1e-5 if dtype == "float32" else 1e-12
+    )
+
+
+def test_the_probe_fills_in_x_times_w_and_is_skipped_where_it_cannot_apply() -> None:
+    from polylin.validation import Probe, host_training_data
+
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(50_000, 3)).astype(np.float32), rng.normal(size=50_000).astype(np.float32)
+    be = get_backend("numpy")
+    weights = np.array([0.5, -0.25, 2.0])
+    probe = Probe(lambda d: weights[:d])
+    host_training_data(X, y, be, probe)
+    assert probe.fitted is not None and probe.fitted.dtype == np.float32
+    np.testing.assert_allclose(probe.fitted, X @ weights.astype(np.float32), rtol=1e-6)
+    # A zero weight could hide a NaN from the product (0·x skipped by a BLAS): the plain check runs.
+    with_zero = Probe(lambda d: np.array([0.5, 0.0, 2.0]))
+    host_training_data(X, y, be, with_zero)
+    assert with_zero.fitted is None
+    # float64 data for a float32 fit is cast block by block for its range check: no probe there.
+    wide = Probe(lambda d: weights[:d])
+    host_training_data(X.astype(np.float64), y, be, wide)
+    assert wide.fitted is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_the_probed_check_finds_a_bad_value_in_any_block(bad: float) -> None:
+    from polylin.validation import Probe, host_training_data
+
+    X, y = np.ones((70_000, 4), dtype=np.float32), np.ones(70_000, dtype=np.float32)
+    X[69_999, 3] = bad  # the last row of the last block
+    with pytest.raises(ValueError, match=r"X contains a non-finite value \(.* at index \(69999, 3\)\)"):
+        host_training_data(X, y, get_backend("numpy"), Probe(lambda d: np.full(d, 0.01)))
+
+
+def test_finite_values_whose_products_overflow_pass_the_probed_check() -> None:
+    """A block whose products overflow float32 goes to the exact check, which finds nothing wrong."""
+    from polylin.validation import Probe, host_training_data
+
+    X, y = np.full((20_000, 2), 3e38, dtype=np.float32), np.zeros(20_000, dtype=np.float32)
+    probe = Probe(lambda d: np.full(d, 0.9))
+    host_training_data(X, y, get_backend("numpy"), probe)
+    assert probe.fitted is not None and np.isinf(probe.fitted).all()
+
+
+@pytest.mark.parametrize("backend", backend_params(("numpy", "jax", "torch", "mxnet")))
+def test_a_fit_takes_its_initial_loss_from_the_value_check(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second pass over X before training: the initial loss comes from the check's X w0."""
+    from polylin.objective import Objective
+
+    calls: list[str] = []
+    original = Objective.mean_of_fitted
+
+    def spied(self: Objective, *args: Any) -> Any:
+        calls.append("from the check")
+        return original(self, *args)
+
+    monkeypatch.setattr(Objective, "mean_of_fitted", spied)
+    X, y = book_data()
+    polylin.fit(X, y, backend=backend, epochs=1)
+    assert calls == ["from the check"]

@@ -454,13 +454,14 @@ class ArrayApiBackend(NoAutodiff):
         return run_epoch
 
     # -- data -------------------------------------------------------------------
-    def training_data(self, X: Any, y: Any) -> tuple[Any, Any]:
+    def training_data(self, X: Any, y: Any, probe: Any = None) -> tuple[Any, Any]:
         """Validate ``X`` and ``y`` and return them, as :class:`ResidentArray` s of the namespace.
 
         Arrays of the namespace itself are checked where they are, with the
         namespace's own operations (one streaming pass for the finiteness
         check on dask) and never copied to the host. Anything else goes
-        through polylin's host validation first.
+        through polylin's host validation first. ``probe`` is not used: the fit's
+        initial loss is evaluated on the namespace.
         """
         if X is None or y is None:
             raise ValueError("Pass both X and y, or neither (to train on the book's synthetic data).")

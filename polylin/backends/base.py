@@ -35,7 +35,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from polylin.devices import DeviceSpec
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
+
+if TYPE_CHECKING:
+    from polylin.validation import Probe
 
 
 @dataclass(frozen=True)
@@ -111,15 +114,17 @@ class Backend(ABC):
             "Use device='cpu', or install a GPU build of the framework on a machine with a GPU."
         )
 
-    def training_data(self, X: Any, y: Any) -> tuple[Any, Any]:
+    def training_data(self, X: Any, y: Any, probe: Probe | None = None) -> tuple[Any, Any]:
         """Validate the user's ``X`` and ``y``: ``X (n, d)`` and ``y (n,)``, ready for :meth:`asarray`.
 
-        Not part of the contract: the default checks them on the host, and only the
-        array-api backend, whose data stay in their own library, validates them there.
+        Not part of the contract: the default checks them on the host (computing
+        ``probe``'s ``X @ w`` in the same read, see :class:`~polylin.validation.Probe`),
+        and only the array-api backend, whose data stay in their own library,
+        validates them there.
         """
         from polylin.validation import host_training_data
 
-        return host_training_data(X, y, self)
+        return host_training_data(X, y, self, probe)
 
     # -- required -------------------------------------------------------------------
     @property

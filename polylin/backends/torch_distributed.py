@@ -26,13 +26,16 @@ import atexit
 import os
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from polylin.backends.torch_backend import TorchBackend
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.devices import DeviceSpec
+
+if TYPE_CHECKING:
+    from polylin.validation import Probe
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn
 
 #: A private test hook: ``"RANK:KIND:EPOCH:STEP"`` makes rank RANK exit (KIND ``exit``) or hang
@@ -181,7 +184,7 @@ class DistributedTorchBackend(TorchBackend):
                 "torchrun every rank must pass the same X and y (load or generate them the same way)."
             )
 
-    def training_data(self, X: Any, y: Any) -> tuple[Any, Any]:
-        X_host, y_host = super().training_data(X, y)
+    def training_data(self, X: Any, y: Any, probe: Probe | None = None) -> tuple[Any, Any]:
+        X_host, y_host = super().training_data(X, y, probe)
         self.host_data_check(X_host, y_host)
         return X_host, y_host
