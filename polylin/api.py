@@ -191,6 +191,7 @@ def fit(
         "seed": seed,
         "loss": loss_fn.name,
         "shuffle": streaming.shuffle_label(shuffle, X_host),
+        "chunk_layout": streaming.chunk_layout(X_host, batch_size),
         "init": init,
         "fit_intercept": bool(fit_intercept),
         "grad": grad,

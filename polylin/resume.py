@@ -30,6 +30,7 @@ RESUME_MUST_MATCH = (
     "seed",
     "shuffle",
     "fit_intercept",
+    "chunk_layout",
 )
 #: What a resumed fit may change (the trajectory is then the same up to rounding,
 #: and bitwise the same only on the same backend, device and ``grad``).

@@ -353,6 +353,18 @@ def mean_loss(backend: Backend, objective: Objective, params: Params, X: Any, y:
     return backend.asarray(np.asarray(summed / len(X), dtype=np.float64))
 
 
+def chunk_layout(X: Any, batch_size: int) -> str | None:
+    """What fixes the chunk shuffle's batches besides the seed: the chunks' bounds and the rows of a
+    block (:data:`CHUNK_BYTES`, :data:`BLOCK_BYTES` or dask's chunks). ``None`` for other data, whose
+    batches depend on neither. A resumed fit must match it (``RESUME_MUST_MATCH``)."""
+    if not (isinstance(X, ChunkedArray) and X.shuffle == "chunks"):
+        return None
+    import hashlib
+
+    bounds = hashlib.blake2b(np.asarray(X.chunks, dtype=np.int64).tobytes(), digest_size=8).hexdigest()
+    return f"{len(X.chunks)} chunks ({bounds}), {block_rows(X, batch_size)} rows a block"
+
+
 def block_rows(X: ChunkedArray, batch_size: int) -> int:
     """Rows of a block: whole batches, about :data:`BLOCK_BYTES` of ``X`` (at least one batch)."""
     batches = max(1, BLOCK_BYTES // max(1, X.row_bytes * batch_size))

@@ -179,6 +179,29 @@ def test_resume_of_an_out_of_core_fit(npy_file: Path, tmp_path: Path) -> None:
         polylin.fit(X_DATA, Y_DATA, backend="numpy", resume=chunked, **{**FIT, "epochs": 2})
 
 
+def test_a_chunk_shuffled_checkpoint_resumes_only_with_its_block_layout(
+    npy_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk shuffle's batches depend on the chunks and the block size: a checkpoint records
+    them, and resuming under other ones (they would give other batches) is refused by name."""
+    X, y = sources("memmap", npy_file)
+    first = polylin.fit(X, y, backend="numpy", **{**FIT, "epochs": 1})
+    assert first.config["chunk_layout"].endswith("rows a block")
+    exact = polylin.fit(X, y, backend="numpy", out_of_core_shuffle="exact", **{**FIT, "epochs": 1})
+    assert exact.config["chunk_layout"] is None  # the exact mode's batches are the in-memory ones
+    monkeypatch.setattr(streaming, "BLOCK_BYTES", 8192)
+    with pytest.raises(CheckpointError, match=r"chunk_layout \(checkpoint: '.* rows a block'"):
+        polylin.fit(X, y, backend="numpy", resume=first, **{**FIT, "epochs": 2})
+    monkeypatch.setattr(streaming, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 2048)
+    with pytest.raises(CheckpointError, match="chunk_layout"):
+        polylin.fit(X, y, backend="numpy", resume=first, **{**FIT, "epochs": 2})
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 1024)
+    resumed = polylin.fit(X, y, backend="numpy", resume=first, **{**FIT, "epochs": 2})
+    whole = polylin.fit(X, y, backend="numpy", **FIT)
+    assert np.array_equal(resumed.w, whole.w)
+
+
 @pytest.mark.parametrize("kind", ["memmap", "dask"])
 def test_validation_reads_chunks_and_names_the_bad_value(kind: str, tmp_path: Path) -> None:
     matrix = np.column_stack([X_DATA, Y_DATA])
