@@ -171,6 +171,18 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"JAX_PLATFORMS": "cpu"})
 
 
+@nox.session(name="bench-out-of-core", python=PYTHON)
+def bench_out_of_core(session: nox.Session) -> None:
+    """Out-of-core epochs against reading the same bytes from the page cache and against dask-ml's
+    ``Incremental(SGDRegressor)``, and a fit on a ``dask.distributed`` ``LocalCluster``
+    (``environments/scale-bench.txt``); ``nox -s bench-out-of-core -- --rows 1000000``."""
+    install_environment(session, "scale-bench")
+    session.run(
+        "python", "-m", "benchmarks.out_of_core", "--backends", "numpy,jax,torch", "--dask-cluster", "2",
+        *session.posargs, env={"JAX_PLATFORMS": "cpu"},
+    )  # fmt: skip
+
+
 # -- scale: workers=k and data beyond memory (issue 16) ------------------------------------------------------
 SCALE_TESTS = ("tests/test_workers.py", "tests/test_out_of_core.py")
 

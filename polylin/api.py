@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -154,7 +155,8 @@ def fit(
         )
     be = cls(dtype=dtype, device=device, **dict(backend_options or {}))
     fresh = resume is None and warm_start is None
-    probe = Probe(lambda d: initial_parameters(seed, d, init)[0]) if fresh else None
+    initial = functools.cache(lambda d: initial_parameters(seed, d, init))  # drawn once, used twice
+    probe = Probe(lambda d: initial(d)[0]) if fresh else None
 
     if X is None and y is None:
         true_w = np.asarray(BOOK_TRUE_W) if true_w is None else true_w
@@ -183,7 +185,7 @@ def fit(
         )  # fmt: skip
         return launch_torch_workers(plan.workers, X_host, y_host, worker_options, on_epoch)  # type: ignore[no-any-return]
 
-    w0, b0 = initial_parameters(seed, d, init)
+    w0, b0 = (np.array(p, copy=True) for p in initial(d))
     config = {
         "lr": lr,
         "batch_size": batch_size,

@@ -169,19 +169,19 @@ def _probed_values(array: np.ndarray, dtype: np.dtype, probe: Probe) -> np.ndarr
     if array.ndim != 2 or array.dtype != dtype or dtype not in _BLAS_DTYPES:
         return None
     weights = np.ascontiguousarray(probe.weights_for(array.shape[1]), dtype=dtype)
-    if not np.all(np.isfinite(weights)):
+    if not np.isfinite(weights).all():
         return None
-    if not np.any(weights):  # w = 0 (init="zeros"): X w is 0 once X is known to be finite
-        _check_values("X", array, dtype)
+    if not weights.all():
+        if weights.any():
+            return None
+        _check_values("X", array, dtype)  # w = 0 (init="zeros"): X w is 0 once X is known finite
         return np.zeros(array.shape[0], dtype=dtype)
-    if not np.all(weights):
-        return None
     fitted = np.empty(array.shape[0], dtype=dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, array.shape[0], _PROBE_ROWS):
             chunk = array[start : start + _PROBE_ROWS]
             part = np.matmul(chunk, weights, out=fitted[start : start + len(chunk)])
-            if not np.isfinite(np.add.reduce(part)):
+            if not math.isfinite(np.add.reduce(part)):
                 _raise_on_bad_value("X", chunk, start, dtype, None)
     return fitted
 

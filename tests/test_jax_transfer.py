@@ -101,3 +101,29 @@ def test_the_alignment_probe_predicts_what_happens_to_large_arrays(backend: str)
         return bool(np.shares_memory(np.asarray(jax.device_put(array, device)), array))
 
     assert stages_for_alignment(jax, device) == (aliased(aligned) and not aliased(host))
+
+
+@pytest.mark.parametrize("backend", backend_params(("jax",)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_fit_compiles_its_epoch_once_with_host_orders_and_parameters(
+    backend: str, dtype: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The order and the parameters reach the compiled epoch as host arrays on every epoch: a host
+    and a device argument would be two signatures, and the second epoch would compile again."""
+    import logging
+
+    import jax
+
+    import polylin
+
+    X = np.random.default_rng(7).normal(size=(331, 5)).astype(dtype)
+    y = X @ np.arange(5.0) + 1.0
+    with caplog.at_level(logging.DEBUG, logger="jax"), jax.log_compiles(True):
+        first = polylin.fit(X, y, backend=backend, dtype=dtype, epochs=3, batch_size=9)
+        again = polylin.fit(X, y, backend=backend, dtype=dtype, epochs=3, batch_size=9)
+    compiles = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+    assert len([m for m in compiles if "one_epoch" in m]) == 1, compiles
+    assert first.w.tobytes() == again.w.tobytes()
+    assert isinstance(
+        get_backend(backend, dtype=dtype).parameters(np.zeros(5), np.zeros(1), trainable=True)[0], np.ndarray
+    )

@@ -139,3 +139,20 @@ def test_the_default_run_is_lint_every_test_session_and_the_docs(noxfile: types.
     assert "python3.11 -m nox\n" in ci  # CI runs the default sessions
     readme = (REPO / "README.md").read_text()
     assert "python3.11 -m pip install nox && python3.11 -m nox -s demo" in readme
+
+
+def test_the_out_of_core_bench_runs_in_the_scale_environment_with_dask_ml(
+    noxfile: types.ModuleType, tmp_path: Path
+) -> None:
+    """dask-ml needs NumPy >= 1.24, so its comparison runs beside the scale environment's pins, not
+    in the bench's all-four environment (MXNet pins NumPy 1.23)."""
+    session = Recorder(tmp_path)
+    noxfile.bench_out_of_core(session)
+    assert session.installs[0] == ("-r", "environments/scale-bench.txt")
+    assert session.runs[0][0][:3] == ("python", "-m", "benchmarks.out_of_core")
+    assert "--dask-cluster" in session.runs[0][0]
+    pins = (REPO / "environments" / "scale-bench.txt").read_text().splitlines()
+    scale = (REPO / "environments" / "scale.txt").read_text().splitlines()
+    assert {line for line in scale if "==" in line} <= set(pins)  # the scale environment's pins, and more
+    assert any(line.startswith("dask-ml==") for line in pins)
+    assert any(line.startswith("distributed==") for line in pins)

@@ -97,6 +97,8 @@ def _sharded_namespace(mesh: Any) -> Any:
 class ShardedJaxBackend(JaxBackend):
     """:class:`JaxBackend` over a mesh of ``workers`` devices: data parallel, parameters replicated."""
 
+    host_parameters = False  # replicated over the mesh, explicitly
+
     def __init__(
         self, dtype: object = "float32", device: object = None, *, workers: int = 2, fused_epoch: bool = True
     ) -> None:
