@@ -67,13 +67,14 @@ class EpochOrders:
     With at least :data:`PREFETCH_MIN_EXAMPLES` examples, taking epoch ``e``'s
     order starts drawing epoch ``e+1``'s on a background thread, where it
     overlaps the epoch (NumPy's shuffle and the frameworks' kernels release
-    the GIL). The orders are the same either way. :meth:`close` abandons a
+    the GIL), unless ``prefetch`` is off (the backend's ``overlaps_host_work``).
+    The orders are the same either way. :meth:`close` abandons a
     draw still running when training stops.
     """
 
-    def __init__(self, seed: int, n: int, shuffle: bool, stop: int) -> None:
+    def __init__(self, seed: int, n: int, shuffle: bool, stop: int, *, prefetch: bool = True) -> None:
         self.seed, self.n, self.shuffle, self.stop = seed, n, shuffle, stop
-        self._prefetch = shuffle and n >= PREFETCH_MIN_EXAMPLES
+        self._prefetch = prefetch and shuffle and n >= PREFETCH_MIN_EXAMPLES
         self._pool: Any = None
         self._pending: tuple[int, Any] | None = None
 

@@ -141,7 +141,7 @@ def train(
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
-    orders = EpochOrders(seed, layout.n_examples, shuffle, stop=epochs)
+    orders = EpochOrders(seed, layout.n_examples, shuffle, stop=epochs, prefetch=backend.overlaps_host_work)
     try:
         for epoch in range(start_epoch, epochs):
             order: Any = orders.take(epoch) if streamed is None else streamed.order(epoch)

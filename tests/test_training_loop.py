@@ -258,3 +258,30 @@ def test_prefetched_orders_are_the_orders_drawn_in_turn(
     monkeypatch.setattr(polylin.randomness, "PREFETCH_MIN_EXAMPLES", 10**9)
     in_turn = train(be, squared(be), X, y, np.zeros(2), np.zeros(1), **fit)  # type: ignore[arg-type]
     assert prefetched.w.tobytes() == in_turn.w.tobytes() and prefetched.losses == in_turn.losses
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_orders_are_prefetched_only_where_a_core_is_free(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's CPU kernels use every core, so a drawing thread would slow its epochs (measured 1.03×
+    the whole fit on ``large``); elsewhere the next order is drawn beside the epoch."""
+    import threading
+
+    import polylin.randomness
+
+    be = get_backend(backend)
+    assert be.overlaps_host_work is (backend != "torch")  # every backend here is on the CPU
+    drawn_on: list[str] = []
+    draw = polylin.randomness.epoch_order
+
+    def recorded(*args: Any) -> np.ndarray:
+        drawn_on.append(threading.current_thread().name)
+        return draw(*args)
+
+    monkeypatch.setattr(polylin.randomness, "epoch_order", recorded)
+    monkeypatch.setattr(polylin.randomness, "PREFETCH_MIN_EXAMPLES", 50)
+    rng = np.random.default_rng(6)
+    polylin.fit(rng.normal(size=(60, 2)), rng.normal(size=60), backend=backend, epochs=3, batch_size=9)
+    prefetched = [name for name in drawn_on if name.startswith("polylin-orders")]
+    assert len(drawn_on) == 3 and len(prefetched) == (2 if be.overlaps_host_work else 0)

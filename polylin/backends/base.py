@@ -23,7 +23,7 @@ member                             required  what it must guarantee
 =================================  ========  ==========================================================
 
 Besides these, a backend describes itself: ``name``, ``version``,
-``device_name`` and ``has_autodiff``. Every speed trick lives inside the
+``device_name``, ``has_autodiff`` and ``overlaps_host_work``. Every speed trick lives inside the
 backend that needs it, in its namespace (a faster ``take``) or in its own
 :meth:`Backend.epoch_runner` (JAX compiles a whole epoch into one
 ``lax.scan``); the loop and the objective never ask for one.
@@ -98,6 +98,12 @@ class Backend(ABC):
     def device_name(self) -> str:
         """A readable name of the device the arrays live on."""
         return str(self.device_spec)
+
+    @property
+    def overlaps_host_work(self) -> bool:
+        """Whether host work (drawing the next epoch's order) can run beside an epoch without
+        slowing it; ``False`` where the framework's kernels keep every CPU core busy."""
+        return True
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, self.version, self.device_name, self.dtype)

@@ -119,6 +119,13 @@ class TorchBackend(Backend):
     def device_name(self) -> str:
         return str(self.device)
 
+    @property
+    def overlaps_host_work(self) -> bool:
+        """On the CPU torch's kernels run on every core (``torch.get_num_threads()``), so a thread
+        drawing the next order slows the epoch about as much as it saves (measured 1.03× the
+        whole fit on ``large``); on a GPU the host is free."""
+        return bool(self.device.type != "cpu")
+
     def _resolve_device(self, spec: DeviceSpec) -> Any:
         torch = self._torch
         if spec.kind == "cpu":
