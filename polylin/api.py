@@ -68,7 +68,8 @@ def fit(
     X, y:
         Training data: ``X`` of shape ``(n, d)``, ``y`` of shape ``(n,)`` or ``(n, 1)``,
         as NumPy arrays (or anything NumPy converts) or the chosen backend's own arrays.
-        They are never modified.
+        They are never modified. The backend's own arrays in the fit's dtype on its device
+        are validated there and trained on as they are, without a copy (:mod:`polylin.resident`).
     backend:
         ``"numpy"``, ``"jax"``, ``"torch"``, ``"mxnet"``; ``"array-api"``, the
         hand-derived loop on X's own Array API namespace and device (dask,

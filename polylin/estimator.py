@@ -53,7 +53,6 @@ except ImportError as exc:  # validate_data is new in scikit-learn 1.6
 from polylin.api import fit as polylin_fit
 from polylin.backends import backend_for
 from polylin.backends.array_api_backend import (
-    ResidentArray,
     device_of,
     device_request,
     has_namespace,
@@ -63,6 +62,7 @@ from polylin.backends.array_api_backend import (
 )
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import TrainingInterruptedWarning
+from polylin.resident import ResidentArray
 from polylin.result import FitResult
 from polylin.stability import largest_curvature
 from polylin.validation import check_positive_int

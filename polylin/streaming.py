@@ -61,6 +61,7 @@ from polylin.backends.base import Backend, run_steps
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.frameworks import framework_of
 from polylin.objective import Objective
+from polylin.resident import device_arrays
 from polylin.types import Array, Params
 
 #: Rows held in memory at once: a segment of the epoch, and a block of the loss pass.
@@ -325,9 +326,13 @@ def shuffle_label(shuffle: bool, X: Any) -> bool | str:
 
 
 def device_data(backend: Backend, X: Any, y: Any) -> tuple[Any, Any]:
-    """``X`` and ``y`` on the device; out-of-core data stays where it is (the epochs read it)."""
+    """``X`` and ``y`` on the device; out-of-core data stays where it is (the epochs read it), and
+    so do the backend's own arrays (:mod:`polylin.resident`)."""
     if isinstance(X, ChunkedArray):
         return X, y
+    resident = device_arrays(X, y)
+    if resident is not None and all(r.backend is backend for r in (X, y)):
+        return resident
     return backend.asarray(X), backend.asarray(y)
 
 

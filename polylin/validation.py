@@ -329,6 +329,25 @@ def host_training_data(
     return X_host, y_host
 
 
+def device_training_data(X: Any, y: Any, backend: Any) -> tuple[Any, Any]:
+    """Validate ``X`` and ``y``, the backend's own arrays in the fit's dtype (``backend.holds``),
+    where they are, and return them as :class:`~polylin.resident.ResidentArray` s, uncopied.
+
+    The same checks and messages as :func:`host_training_data`: shapes from the arrays, then one
+    sum of each on the device, which is finite exactly when every value is (see
+    :func:`_check_values`); only a non-finite sum brings the array to the host, to name the value.
+    """
+    from polylin.resident import ResidentArray
+
+    y = _checked_shapes(tuple(int(s) for s in X.shape), y)
+    for name, array in (("X", X), ("y", y)):
+        with backend.context():  # JAX sums float64 only with x64 on
+            total = float(np.asarray(backend.to_numpy(backend.xp.sum(array))).reshape(-1)[0])
+        if not math.isfinite(total):
+            _check_values(name, np.asarray(backend.to_numpy(array)), backend.np_dtype)
+    return ResidentArray(X, backend.np_dtype, backend), ResidentArray(y, backend.np_dtype, backend)
+
+
 # -- out-of-core data: checked chunk by chunk ------------------------------------------------
 #: Rows per block of the out-of-core checks: about this many bytes of the source at once.
 _OUT_OF_CORE_BLOCK_BYTES = 8 * 2**20

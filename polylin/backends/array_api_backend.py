@@ -65,6 +65,7 @@ from polylin.batching import BatchLayout, batch_bounds
 from polylin.devices import DeviceSpec
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
+from polylin.resident import ResidentArray
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
@@ -237,42 +238,6 @@ class FollowArguments:
             return getattr(xp, name)(*args, **kwargs)
 
         return call
-
-
-class ResidentArray:
-    """Validated training data that stays in its own namespace and on its own device.
-
-    :meth:`ArrayApiBackend.training_data` hands these to :func:`polylin.fit`
-    in place of host arrays. Indexing one with NumPy row indices (as the data
-    fingerprint and the stability check do to sample rows) copies only those
-    rows to the host; ``np.asarray`` copies all of it.
-    """
-
-    def __init__(self, array: Array, dtype: np.dtype) -> None:
-        self.array = array
-        self.dtype = np.dtype(dtype)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(int(size) for size in self.array.shape)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, rows: Any) -> np.ndarray:
-        if isinstance(rows, slice):
-            return host_array(self.array[rows, ...])
-        xp = namespace_of(self.array)
-        index = xp.asarray(np.asarray(rows, dtype=np.int64), device=device_of(self.array))
-        return host_array(xp.take(self.array, index, axis=0))
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        host = host_array(self.array)
-        return host if dtype is None else host.astype(dtype)
 
 
 class ArrayApiBackend(NoAutodiff):

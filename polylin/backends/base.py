@@ -128,9 +128,16 @@ class Backend(ABC):
         and only the array-api backend, whose data stay in their own library,
         validates them there.
         """
-        from polylin.validation import host_training_data
+        from polylin.validation import device_training_data, host_training_data
 
+        if self.holds(X) and self.holds(y):  # checked where they are, and not moved
+            return device_training_data(X, y, self)
         return host_training_data(X, y, self, probe)
+
+    def holds(self, x: Any) -> bool:
+        """Whether ``x`` is already this backend's array in the fit's dtype on its device, which
+        :func:`polylin.fit` validates there and trains on without a copy (default: never)."""
+        return False
 
     # -- required -------------------------------------------------------------------
     @property

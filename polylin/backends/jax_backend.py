@@ -110,6 +110,10 @@ class JaxBackend(Backend):
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x)
 
+    def holds(self, x: Any) -> bool:
+        jax = self._jax
+        return isinstance(x, jax.Array) and x.dtype == self.np_dtype and x.devices() == {self.device}
+
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         """Fresh host arrays in the fit's dtype (see :attr:`host_parameters`); every jax function
         takes them, and the first computation moves them to the data's device."""

@@ -92,6 +92,11 @@ class MxnetBackend(Backend):
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x.asnumpy())
 
+    def holds(self, x: Any) -> bool:
+        # A legacy NDArray only: MXNet's NumPy-style arrays (mx.np.ndarray, a subclass) go to the
+        # host, as before, since the legacy operators refuse them.
+        return type(x) is self._nd.NDArray and x.dtype == self.np_dtype and x.context == self.device
+
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         # Always fresh copies: the update writes into them.
         w_, b_ = (self._nd_array(np.asarray(p), self.np_dtype, share=False) for p in (w, b))

@@ -152,6 +152,13 @@ class TorchBackend(Backend):
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x.detach().cpu().numpy())
 
+    def holds(self, x: Any) -> bool:
+        torch = self._torch
+        return (
+            isinstance(x, torch.Tensor) and x.dtype == self.torch_dtype and x.device == self.device
+            and not x.requires_grad
+        )  # fmt: skip
+
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         torch = self._torch
         w_, b_ = (

@@ -184,6 +184,9 @@ class DistributedTorchBackend(TorchBackend):
                 "torchrun every rank must pass the same X and y (load or generate them the same way)."
             )
 
+    def holds(self, x: Any) -> bool:
+        return False  # every rank checks the same host data (host_data_check)
+
     def training_data(self, X: Any, y: Any, probe: Probe | None = None) -> tuple[Any, Any]:
         X_host, y_host = super().training_data(X, y, probe)
         self.host_data_check(X_host, y_host)
