@@ -41,6 +41,10 @@ import numpy as np
 
 from polylin.errors import PolylinError
 
+#: Set by :func:`launch_torch_workers` for its ranks: a file whose existence asks them to stop
+#: after the current epoch, as a Ctrl-C does in one process (rank 0 reads it, and tells the others).
+STOP_FILE_ENV = "POLYLIN_STOP_FILE"
+
 WORKER_BACKENDS = ("jax", "torch")
 TIMEOUT_ENV = "POLYLIN_WORKER_TIMEOUT"
 START_TIMEOUT_ENV = "POLYLIN_WORKER_START_TIMEOUT"
@@ -229,7 +233,9 @@ def launch_torch_workers(
             ]
             try:
                 _accept(listener, processes, start_timeout)
-                result, caught = _supervise(processes, arrivals, on_epoch, timeout, start_timeout)
+                result, caught = _supervise(
+                    processes, arrivals, on_epoch, timeout, start_timeout, stop_file=folder / "stop"
+                )
             finally:
                 _stop(processes)
     rethrow_warnings(caught)
@@ -245,6 +251,7 @@ def _start(rank: int, world: int, port: int, folder: Path, address: Any, authkey
         "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world))),
         "PYTHONPATH": os.pathsep.join([source_root, *filter(None, [env.get("PYTHONPATH")])]),
         _LINK_ENV: f"{address[0]}:{address[1]}:{authkey.hex()}:{folder}",
+        STOP_FILE_ENV: str(folder / "stop"),
     })  # fmt: skip
     log = folder / f"rank{rank}.log"
     with open(log, "wb") as sink:
@@ -293,51 +300,81 @@ def _supervise(
     on_epoch: Callable[[int, float, float], None] | None,
     timeout: float,
     start_timeout: float,
+    stop_file: Path,
 ) -> Any:
     """Relay rank 0's epochs; return its result once every rank is done; raise on the first fault.
 
     The hang clock runs from the last all-reduce any rank entered; before the first
-    one (torch still importing, the group forming) the start-up timeout applies."""
+    one (torch still importing, the group forming) the start-up timeout applies.
+    A Ctrl-C asks the ranks to stop after the epoch they are in (``stop_file``, which
+    rank 0 passes on to all in the epoch's broadcast), and rank 0's result then has
+    ``interrupted=True``, as in one process; a second Ctrl-C stops them at once."""
+    state = _Supervision(seen=arrivals.snapshot(), last_change=time.monotonic())
+    while not all(w.finished for w in workers) and not (stop_file.exists() and state.result is not None):
+        try:
+            _supervise_once(workers, arrivals, on_epoch, timeout, start_timeout, state)
+        except KeyboardInterrupt:
+            if stop_file.exists():
+                raise
+            stop_file.touch()
+    return state.result
+
+
+@dataclass
+class _Supervision:
+    """What :func:`_supervise` knows between polls: rank 0's result (once sent), the arrivals last
+    seen and when they last changed. Updated in place, so that a Ctrl-C loses none of it."""
+
+    seen: Any
+    last_change: float
     result: Any = None
+
+
+def _supervise_once(
+    workers: list[_Worker],
+    arrivals: _Arrivals,
+    on_epoch: Callable[[int, float, float], None] | None,
+    timeout: float,
+    start_timeout: float,
+    state: _Supervision,
+) -> None:
+    """One poll of :func:`_supervise`."""
     failure: tuple[int, Any] | None = None
-    seen, last_change = arrivals.snapshot(), time.monotonic()
     by_connection: dict[Any, _Worker] = {worker.connection: worker for worker in workers}
-    while not all(worker.finished for worker in workers):
-        ready = wait([w.connection for w in workers if not w.finished and w.connection], _POLL_SECONDS)
-        for connection in ready:
-            worker = by_connection[connection]
-            try:
-                kind, payload = worker.connection.recv()  # type: ignore[union-attr]
-            except (EOFError, OSError):
-                worker.finished = True
-                worker.process.wait(timeout=_GRACE_SECONDS * 3)
-                if failure is None:
-                    raise WorkerError(_exit_description(worker) + "\nbefore the fit finished.") from None
-                continue
-            last_change = time.monotonic()
-            if kind == "epoch" and on_epoch is not None:
-                epoch, loss, seconds = payload
-                on_epoch(epoch, loss, seconds)
-            elif kind == "result":
-                worker.finished = True
-                if worker.rank == 0:
-                    result = payload
-            elif kind == "diverged":
-                worker.finished = True
-                if worker.rank == 0:
-                    failure = (0, payload)
-            elif kind == "error":
-                worker.finished = True
-                failure = failure or (worker.rank, payload)
-        if failure is not None:
-            _raise_failure(workers, failure, arrivals, timeout)
-        now = time.monotonic()
-        current = arrivals.snapshot()
-        if current != seen:
-            seen, last_change = current, now
-        elif now - last_change > (timeout if any(current) else start_timeout):
-            _raise_hang(workers, current, timeout if any(current) else start_timeout)
-    return result
+    ready = wait([w.connection for w in workers if not w.finished and w.connection], _POLL_SECONDS)
+    for connection in ready:
+        worker = by_connection[connection]
+        try:
+            kind, payload = worker.connection.recv()  # type: ignore[union-attr]
+        except (EOFError, OSError):
+            worker.finished = True
+            worker.process.wait(timeout=_GRACE_SECONDS * 3)
+            if failure is None:
+                raise WorkerError(_exit_description(worker) + "\nbefore the fit finished.") from None
+            continue
+        state.last_change = time.monotonic()
+        if kind == "epoch" and on_epoch is not None:
+            epoch, loss, seconds = payload
+            on_epoch(epoch, loss, seconds)
+        elif kind == "result":
+            worker.finished = True
+            if worker.rank == 0:
+                state.result = payload
+        elif kind == "diverged":
+            worker.finished = True
+            if worker.rank == 0:
+                failure = (0, payload)
+        elif kind == "error":
+            worker.finished = True
+            failure = failure or (worker.rank, payload)
+    if failure is not None:
+        _raise_failure(workers, failure, arrivals, timeout)
+    now = time.monotonic()
+    current = arrivals.snapshot()
+    if current != state.seen:
+        state.seen, state.last_change = current, now
+    elif now - state.last_change > (timeout if any(current) else start_timeout):
+        _raise_hang(workers, current, timeout if any(current) else start_timeout)
 
 
 def _raise_failure(
@@ -413,11 +450,14 @@ def _worker_main() -> int:
     _ARRIVALS, _RANK = _Arrivals(folder / "arrivals.bin", job["workers"], create=False), rank
 
     import polylin
+    from polylin.backends.torch_distributed import stop_requested
     from polylin.errors import DivergenceError
 
     def on_epoch(epoch: int, loss: float, seconds: float) -> None:
         if rank == 0:
             connection.send(("epoch", (epoch, loss, seconds)))
+        if stop_requested():  # every rank learnt it in the same broadcast: all stop here
+            raise KeyboardInterrupt
 
     X = np.load(folder / "X.npy", mmap_mode="r")
     y = np.load(folder / "y.npy", mmap_mode="r")

@@ -254,6 +254,28 @@ def test_torch_checkpoints_resume_across_worker_counts(tmp_path: Path) -> None:
         assert tol.losses_close(resumed.losses, reference.losses)
 
 
+@needs_torch
+def test_ctrl_c_stops_every_torch_rank_after_one_epoch_with_an_interrupted_result() -> None:
+    """As in one process: a Ctrl-C (here raised while the launcher relays epoch 2) returns the last
+    completed epoch, ``interrupted=True``; rank 0 tells every rank in the epoch's broadcast, so all
+    stop after the same epoch, and the result resumes to the uninterrupted fit."""
+    options = dict(OPTIONS, epochs=12)
+
+    def interrupt(epoch: int, loss: float, seconds: float) -> None:
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.warns(polylin.TrainingInterruptedWarning, match="interrupted"):
+        stopped = polylin.fit(X_DATA, Y_DATA, backend="torch", workers=2, on_epoch=interrupt, **options)
+    assert time.monotonic() - started < 60
+    assert stopped.interrupted and 2 <= stopped.epochs_completed < 12
+    single = polylin.fit(X_DATA, Y_DATA, backend="torch", **dict(options, epochs=stopped.epochs_completed))
+    assert_same_fit(stopped, single, "float32")
+    resumed = polylin.fit(X_DATA, Y_DATA, backend="torch", workers=2, resume=stopped, **options)
+    assert not resumed.interrupted and resumed.epochs_completed == 12
+
+
 # -- faults -----------------------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ import atexit
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,13 +70,22 @@ def _fault_for(rank: int) -> tuple[str, int, int] | None:
     return (kind, int(epoch), int(step)) if int(fault_rank) == rank else None
 
 
+#: Whether the last epoch's broadcast carried rank 0's request to stop (read by the worker's
+#: ``on_epoch``, which then interrupts its fit as Ctrl-C would).
+_STOP = {"requested": False}
+
+
+def stop_requested() -> bool:
+    return _STOP["requested"]
+
+
 class DistributedTorchBackend(TorchBackend):
     """:class:`TorchBackend` on one rank of a process group; the steps all-reduce their gradients."""
 
     def __init__(self, dtype: object = "float32", device: object = None) -> None:
         import torch.distributed as dist
 
-        from polylin.distributed import worker_timeout
+        from polylin.distributed import STOP_FILE_ENV, worker_timeout
 
         self._dist = dist
         self.timeout = worker_timeout()
@@ -92,6 +102,8 @@ class DistributedTorchBackend(TorchBackend):
             atexit.register(_close_group)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._fault = _fault_for(self.rank)
+        stop_file = os.environ.get(STOP_FILE_ENV)
+        self._stop_file = None if stop_file is None else Path(stop_file)
 
     def _resolve_device(self, spec: DeviceSpec) -> Any:
         if spec.kind == "gpu" and spec.index == 0:  # one GPU per rank: this rank's own
@@ -163,13 +175,20 @@ class DistributedTorchBackend(TorchBackend):
             with torch.no_grad():
                 total = objective.total(params, X[row_lo:row_hi], y[row_lo:row_hi]).reshape(1)
                 self._all_reduce(total, f"the loss after epoch {epochs_run}")
-                flat = torch.cat([params[0].detach().reshape(-1), params[1].detach().reshape(-1)])
+                # Rank 0's parameters, and its word on whether to stop (the launcher's Ctrl-C), in
+                # one broadcast: every rank stops after the same epoch.
+                stop = torch.tensor([float(self._stop_asked())], dtype=buffer.dtype, device=buffer.device)
+                flat = torch.cat([params[0].detach().reshape(-1), params[1].detach().reshape(-1), stop])
                 dist.broadcast(flat, src=0)
                 params[0].copy_(flat[:d])
-                params[1].copy_(flat[d:])
+                params[1].copy_(flat[d : d + 1])
+                _STOP["requested"] = bool(flat[d + 1] > 0)
             return params, total[0] / n
 
         return run_epoch
+
+    def _stop_asked(self) -> bool:
+        return self.rank == 0 and self._stop_file is not None and self._stop_file.exists()
 
     def host_data_check(self, X_host: np.ndarray, y_host: np.ndarray) -> None:
         """Fail on every rank when the ranks were given different data (compared by fingerprint)."""
