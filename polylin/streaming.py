@@ -333,7 +333,7 @@ def device_data(backend: Backend, X: Any, y: Any) -> tuple[Any, Any]:
     resident = device_arrays(X, y)
     if resident is not None and all(r.backend is backend for r in (X, y)):
         return resident
-    return backend.asarray(X), backend.asarray(y)
+    return backend.device_data(X, y)
 
 
 def mean_loss(backend: Backend, objective: Objective, params: Params, X: Any, y: Any) -> Array:

@@ -15,8 +15,11 @@ import sys
 import numpy as np
 import pytest
 from conftest import backend_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import polylin
+from polylin.randomness import epoch_order, initial_parameters, order_generator, stream_generator
 from polylin.tolerances import tolerance_for
 
 BACKENDS = backend_params()
@@ -131,3 +134,45 @@ def test_gpu_runs_agree_within_tolerance(backend: str) -> None:
     assert tolerance.losses_close(first.losses, second.losses)
     on_cpu = polylin.fit(backend=backend, seed=9, epochs=2)
     assert tolerance.params_close(first.w, on_cpu.w)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**70), min_size=1, max_size=4))
+def test_stream_generator_is_default_rng_bit_for_bit(entropy: list[int]) -> None:
+    """The faster generator draws NumPy's ``default_rng(entropy)`` stream exactly, for entropy words
+    below 2³² (a uint32 array) and above (the list, as NumPy splits it)."""
+    fast, reference = stream_generator(*entropy), np.random.default_rng(entropy)
+    assert np.array_equal(fast.permutation(257), reference.permutation(257))
+    assert np.array_equal(fast.normal(size=5), reference.normal(size=5))
+
+
+def test_epoch_orders_and_initial_parameters_are_those_of_default_rng() -> None:
+    for seed, epoch in [(0, 0), (7, 3), (2**32 - 1, 2), (2**40, 1)]:
+        expected = np.random.default_rng([seed, 2, epoch]).permutation(1000)
+        assert np.array_equal(epoch_order(seed, epoch, 1000), expected)
+    w, b = initial_parameters(5, 3)
+    assert np.array_equal(w, np.random.default_rng([5, 1]).normal(0.0, 0.01, 3))
+    assert np.array_equal(b, np.zeros(1))
+
+
+def test_remembered_stream_starts_give_the_same_draws_again_and_on_every_thread() -> None:
+    """Orders and initial weights drawn from remembered start states (a generator reused per
+    thread) are the fresh generator's, however often and on however many threads they are drawn,
+    and never disturb a generator a caller is still holding."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    held = order_generator(3, 0)
+    first_half = held.permutation(500)
+    expected = {e: np.random.default_rng([3, 2, e]).permutation(800) for e in range(6)}
+
+    def draw_all(_: int) -> bool:
+        return all(np.array_equal(epoch_order(3, e, 800), expected[e]) for e in (5, 0, 3, 0, 1, 2, 4, 5))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(draw_all, range(16)))
+    reference = np.random.default_rng([3, 2, 0])
+    reference.permutation(500)
+    assert np.array_equal(first_half, np.random.default_rng([3, 2, 0]).permutation(500))
+    assert np.array_equal(held.permutation(300), reference.permutation(300))
+    w_again = [initial_parameters(11, 4)[0] for _ in range(3)]
+    assert all(np.array_equal(w, np.random.default_rng([11, 1]).normal(0.0, 0.01, 4)) for w in w_again)

@@ -127,3 +127,36 @@ def test_a_fit_compiles_its_epoch_once_with_host_orders_and_parameters(
     assert isinstance(
         get_backend(backend, dtype=dtype).parameters(np.zeros(5), np.zeros(1), trainable=True)[0], np.ndarray
     )
+
+
+@pytest.mark.parametrize("backend", backend_params(("jax",)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_data_stays_on_the_host_for_the_compiled_epoch_and_trains_the_same(
+    backend: str, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the default CPU device, data of at most ``host_data_max_bytes`` an array reaches the fused
+    epoch as host arrays (jit reads them in place); larger data, per-step epochs and the data of a
+    fit with the limit at 0 are moved. Every way gives the same bits."""
+    import jax
+
+    import polylin
+    from polylin.backends.jax_backend import JaxBackend
+
+    X = np.random.default_rng(3).normal(size=(257, 4))
+    y = X @ np.arange(4.0) - 0.5
+    be = get_backend(backend, dtype=dtype)
+    with be.context():
+        X_small, y_small = be.device_data(X, y)
+        assert isinstance(X_small, np.ndarray) and isinstance(y_small, np.ndarray)
+        assert X_small.dtype == be.np_dtype and X_small.flags.c_contiguous
+        big = np.zeros((be.host_data_max_bytes // be.np_dtype.itemsize + 1,))
+        assert all(isinstance(a, jax.Array) for a in be.device_data(big[:, None], big))
+        stepwise = get_backend(backend, dtype=dtype, fused_epoch=False)
+        assert all(isinstance(a, jax.Array) for a in stepwise.device_data(X, y))
+    on_host = polylin.fit(X, y, backend=backend, dtype=dtype, epochs=2, batch_size=8)
+    monkeypatch.setattr(JaxBackend, "host_data_max_bytes", 0)
+    with be.context():
+        assert all(isinstance(a, jax.Array) for a in be.device_data(X, y))
+    moved = polylin.fit(X, y, backend=backend, dtype=dtype, epochs=2, batch_size=8)
+    assert on_host.w.tobytes() == moved.w.tobytes() and on_host.b == moved.b
+    np.testing.assert_array_equal(on_host.losses, moved.losses)

@@ -1,6 +1,6 @@
 """The backend contract: what the shared training loop needs from an array framework.
 
-A backend is small. Six members are required and three are optional:
+A backend is small. Six members are required and four are optional:
 
 =================================  ========  ==========================================================
 member                             required  what it must guarantee
@@ -18,6 +18,8 @@ member                             required  what it must guarantee
                                              framework allows; returns the parameters
 ``epoch_runner(step, loss, ...)``  no        runs one epoch of ``step`` in a host order and evaluates
                                              ``loss`` on the full data; the default is the plain loop
+``device_data(X, y)``              no        the validated host data where the epochs read it; the
+                                             default is ``asarray`` of each
 ``synchronize(tree)``              no        blocks until ``tree`` is computed (asynchronous engines)
 ``context()``                      no        a context the whole fit runs in (JAX: float64 scope)
 =================================  ========  ==========================================================
@@ -188,6 +190,14 @@ class Backend(ABC):
             return params, loss(params, X, y)
 
         return run_epoch
+
+    def device_data(self, X: np.ndarray, y: np.ndarray) -> tuple[Array, Array]:
+        """The validated host ``X`` and ``y`` where the epochs read them: :meth:`asarray` of each.
+
+        A backend whose compiled calls read host arrays more cheaply than it can
+        move them once keeps them on the host (JAX on its default CPU device).
+        """
+        return self.asarray(X), self.asarray(y)
 
     def synchronize(self, tree: Any) -> None:  # noqa: B027 - a no-op for synchronous frameworks
         """Block until every pending computation producing ``tree`` has finished."""

@@ -98,6 +98,7 @@ class ShardedJaxBackend(JaxBackend):
     """:class:`JaxBackend` over a mesh of ``workers`` devices: data parallel, parameters replicated."""
 
     host_parameters = False  # replicated over the mesh, explicitly
+    host_data_max_bytes = 0  # laid out over the mesh by asarray, however small
 
     def holds(self, x: Any) -> bool:
         return False  # data goes through asarray, which lays it out over the mesh
