@@ -197,6 +197,47 @@ def whole_fit_ratios(
     }
 
 
+def least_fit_extra(plan: TrainingPlan, repeats: int = 5) -> dict[str, float]:
+    """The least a whole fit must add to the reference's epochs, measured here (seconds).
+
+    * ``orders_s``: drawing the epochs' orders, which the reference draws outside
+      its clock and a fit must draw inside its own (bit for bit NumPy's, for
+      parity). From :data:`~polylin.randomness.PREFETCH_MIN_EXAMPLES` rows on,
+      only the first epoch's draw is counted, since a fit can draw each next
+      one on a thread during an epoch.
+    * ``read_s``: one read of every value of X, the least that checking them
+      (finite, in the fit's range) costs: the fastest of a few BLAS ``X @ v``.
+
+    Their sum over the reference's epochs, plus one, is the least whole-fit
+    ratio any fit that validates its input and draws its own orders could reach
+    (:func:`least_whole_ratio`); where it is above the target, the target is out
+    of reach on this machine whatever the fit does besides.
+    """
+    from polylin.randomness import PREFETCH_MIN_EXAMPLES, epoch_order
+
+    n, seed = plan.X.shape[0], plan.workload.seed
+    on_path = 1 if n >= PREFETCH_MIN_EXAMPLES else len(plan.orders)
+
+    def draw() -> None:
+        for epoch in range(on_path):
+            epoch_order(seed, epoch, n)
+
+    v = np.ones(plan.X.shape[1], dtype=plan.X.dtype)
+    reads = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        plan.X @ v
+        reads.append(time.perf_counter() - started)
+    return {"orders_s": _median_seconds(draw, repeats), "orders_on_path": on_path, "read_s": min(reads)}
+
+
+def least_whole_ratio(extra: dict[str, float], reference_epochs_s: float | None) -> float | None:
+    """``1 + (orders + read) / reference epochs``: the least whole fit / ref (:func:`least_fit_extra`)."""
+    if not reference_epochs_s:
+        return None
+    return 1.0 + (extra["orders_s"] + extra["read_s"]) / reference_epochs_s
+
+
 def _best_loop(timings: Sequence[LoopTiming]) -> LoopTiming:
     return min(timings, key=lambda t: statistics.median(t.steady) if t.steady else float("inf"))
 
@@ -312,6 +353,9 @@ def measure_row(
     whole = whole_fit_ratios(polylin.fit_walls, polylin.epoch_times, best["epoch_times_s"])
     warm_walls = polylin.fit_walls[1:] or polylin.fit_walls
     steps = plan.workload.steps
+    reference_epochs = summarize(sum(times) for times in best["epoch_times_s"][1:] or best["epoch_times_s"])
+    extra = least_fit_extra(plan)
+    least = least_whole_ratio(extra, reference_epochs["median"])
     return {
         "row": row.label,
         "backend": row.backend,
@@ -343,10 +387,11 @@ def measure_row(
         "best_loop_us_per_step": None
         if best["steady_epoch_s"]["median"] is None
         else 1e6 * best["steady_epoch_s"]["median"] / steps,
-        "reference_epochs_s": summarize(
-            sum(times) for times in best["epoch_times_s"][1:] or best["epoch_times_s"]
-        ),
+        "reference_epochs_s": reference_epochs,
         "whole_ratio": whole["whole_ratio"],
+        "least_extra_s": extra,
+        "least_whole_ratio": least,
+        "whole_out_of_reach": least is not None and least > WHOLE_FIT_TARGET,
         "epochs_ratio": whole["epochs_ratio"],
         "whole_target": WHOLE_FIT_TARGET,
         "whole_pass": None if whole["whole_ratio"] is None else whole["whole_ratio"] <= WHOLE_FIT_TARGET,

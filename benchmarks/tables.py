@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import IO
 
 #: The width tables are laid out for when the output is not a terminal (a file, a pipe, a test).
-PIPE_WIDTH = 250
+PIPE_WIDTH = 300
 
 
 def print_table(

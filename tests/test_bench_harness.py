@@ -282,6 +282,42 @@ def test_whole_fit_floor_adds_the_passes_a_fit_must_make() -> None:
     assert harness.permutation_seconds(10_000, repeats=2) > 0
 
 
+def test_the_least_possible_whole_fit_counts_the_orders_on_the_fits_path(plans: dict[str, Any]) -> None:
+    """Small data: every epoch's order is drawn inside the fit; large data: the first alone (the
+    next ones can be drawn on a thread during an epoch). The least ratio adds them and one read
+    of X to the reference's epochs, and a row is out of reach exactly when it exceeds the target."""
+    from polylin.randomness import PREFETCH_MIN_EXAMPLES
+
+    book = plans["book"]
+    extra = harness.least_fit_extra(book, repeats=2)
+    assert extra["orders_on_path"] == len(book.orders) == 3
+    assert extra["orders_s"] > 0 and extra["read_s"] > 0
+    assert harness.least_whole_ratio({"orders_s": 0.02, "read_s": 0.01}, 0.1) == pytest.approx(1.3)
+    assert harness.least_whole_ratio(extra, None) is None
+    workload = get_workload("book", n=PREFETCH_MIN_EXAMPLES, epochs=2)
+    large = training_plan(workload, *make_data(workload))
+    assert harness.least_fit_extra(large, repeats=1)["orders_on_path"] == 1
+    record = harness.measure_row(book, harness.Row("numpy", "analytic"), repeats=2)
+    expected = harness.least_whole_ratio(record["least_extra_s"], record["reference_epochs_s"]["median"])
+    assert record["least_whole_ratio"] == pytest.approx(expected)
+    assert record["whole_out_of_reach"] is (expected > harness.WHOLE_FIT_TARGET)
+
+
+def test_an_out_of_reach_row_says_so_with_its_figures() -> None:
+    from benchmarks import run
+
+    record = {
+        "workload": "book", "row": "jax/autodiff/fused", "whole_pass": False, "whole_out_of_reach": True,
+        "least_whole_ratio": 1.5, "reference_epochs_s": {"median": 60e-6},
+        "least_extra_s": {"orders_s": 27e-6, "orders_on_path": 3, "read_s": 3e-6},
+    }  # fmt: skip
+    assert run.whole_verdict(record) == "FAIL (out of reach)"
+    (line,) = run.out_of_reach_lines([record, {**record, "whole_out_of_reach": False}])
+    assert "3 epoch order(s)" in line and "1.50x" in line
+    assert run.whole_verdict({**record, "whole_pass": True}) == "PASS"
+    assert run.whole_verdict({**record, "whole_out_of_reach": False}) == "FAIL"
+
+
 def test_sklearn_verdict_needs_speed_and_loss() -> None:
     rows = [
         _row("numpy", "numpy/analytic", 0.1, fit=2.0, loss=5.0e-5),
