@@ -293,6 +293,17 @@ def training_data(X: Any, y: Any, backend: Backend, shuffle: str | None) -> tupl
     return ChunkedArray(X_out, backend.np_dtype, mode), ChunkedArray(y_out, backend.np_dtype, mode)
 
 
+def check_no_workers(X: Any, dtype: np.dtype, workers: int) -> None:
+    """Data parallelism splits in-memory batches; X streamed block by block runs in one process."""
+    if workers > 1 and is_out_of_core(X) and not _fits_in_a_block(X, dtype):
+        raise ValueError(
+            f"workers={workers} cannot split X of shape {tuple(X.shape)}: it is beyond memory (a dask "
+            f"array or a memory map larger than one block of {BLOCK_BYTES // 2**20} MiB, "
+            "polylin.streaming.BLOCK_BYTES), which a fit streams block by block in one process. Use "
+            "workers=1 to stream it, or load it into memory (np.asarray(X)) to split it over workers."
+        )
+
+
 def _fits_in_a_block(X: Any, dtype: np.dtype) -> bool:
     shape = tuple(X.shape)
     if any(not isinstance(s, int | np.integer) for s in shape):  # dask: unknown sizes (nan)

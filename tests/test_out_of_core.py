@@ -245,6 +245,19 @@ def test_the_shuffle_option_is_checked(npy_file: Path) -> None:
         polylin.fit(X_DATA, Y_DATA, out_of_core_shuffle="chunks")
 
 
+@pytest.mark.parametrize("kind", ["memmap", "dask"])
+@pytest.mark.parametrize("backend", backend_params(("torch",)))
+def test_workers_refuse_data_beyond_memory_and_say_what_to_do(
+    backend: str, kind: str, npy_file: Path
+) -> None:
+    """Streamed data runs in one process: ``workers=2`` on it fails at once, before any worker
+    starts, naming the shape, the block size and the two ways out (CLI and API alike)."""
+    X, y = sources(kind, npy_file)
+    with pytest.raises(ValueError, match=r"workers=2 cannot split X of shape \(3001, 3\)") as caught:
+        polylin.fit(X, y, backend=backend, workers=2, **FIT)
+    assert "workers=1 to stream it" in str(caught.value) and "np.asarray(X)" in str(caught.value)
+
+
 def test_the_stability_bound_and_the_fingerprint_equal_the_in_memory_ones(npy_file: Path) -> None:
     from polylin.resume import data_fingerprint
     from polylin.stability import clear_cache, largest_curvature
