@@ -184,7 +184,7 @@ def bench_out_of_core(session: nox.Session) -> None:
 
 
 # -- scale: workers=k and data beyond memory (issue 16) ------------------------------------------------------
-SCALE_TESTS = ("tests/test_workers.py", "tests/test_out_of_core.py")
+SCALE_TESTS = ("tests/test_workers.py", "tests/test_out_of_core.py", "tests/test_handoff.py")
 
 
 @nox.session(python=PYTHON)

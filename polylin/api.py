@@ -164,7 +164,6 @@ def fit(
         true_b = (BOOK_TRUE_B if fit_intercept else 0.0) if true_b is None else true_b
         X_host, y_host = synthetic_data(true_w, true_b, BOOK_N, noise=BOOK_NOISE, seed=seed, dtype=dtype)
     elif is_out_of_core(X) and be.name != "array-api":  # beyond memory: read block by block
-        streaming.check_no_workers(X, be.np_dtype, plan.workers)
         X_host, y_host = streaming.training_data(X, y, be, out_of_core_shuffle)
     else:  # the check of X's values also computes X w0, for the initial loss
         X_host, y_host = be.training_data(X, y, probe)

@@ -113,6 +113,7 @@ def plan_workers(backend: object, workers: object, device: object = None) -> Wor
     """
     count = check_workers(workers)
     if count == 1:
+        _warn_if_one_of_many_ranks(backend)
         return WorkerPlan(1)
     if backend not in WORKER_BACKENDS:
         raise ValueError(
@@ -140,6 +141,20 @@ def plan_workers(backend: object, workers: object, device: object = None) -> Wor
     from polylin.backends.torch_distributed import DistributedTorchBackend
 
     return WorkerPlan(count, DistributedTorchBackend)
+
+
+def _warn_if_one_of_many_ranks(backend: object) -> None:
+    """``workers=1`` in a rank of a larger ``torchrun`` group: each rank fits alone, the whole data."""
+    group = torchrun_environment()
+    world = 1 if group is None else int(group["WORLD_SIZE"])
+    if backend == "torch" and world > 1:
+        warnings.warn(
+            f"workers=1, but this process is one of WORLD_SIZE={world} ranks (torchrun): every rank "
+            f"runs the whole one-process fit on its own, repeating the others' work. Pass workers={world} "
+            "to split each batch over the ranks.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def request_host_devices(count: int) -> bool:
@@ -218,14 +233,15 @@ def launch_torch_workers(
     """Run ``fit(X_host, y_host, backend="torch", workers=workers, **fit_kwargs)`` on ``workers`` fresh
     processes and return rank 0's :class:`~polylin.FitResult`; raise :class:`WorkerError` on a fault."""
     timeout, start_timeout = worker_timeout(), _seconds(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)
+    from polylin import handoff
+
     with tempfile.TemporaryDirectory(prefix="polylin-workers-") as scratch:
         folder = Path(scratch)
-        np.save(folder / "X.npy", X_host)
-        np.save(folder / "y.npy", y_host)
+        data = {"X": handoff.describe("X", X_host, folder), "y": handoff.describe("y", y_host, folder)}
         arrivals = _Arrivals(folder / "arrivals.bin", workers, create=True)
         authkey = secrets.token_bytes(16)
         with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
-            job = {"folder": str(folder), "kwargs": fit_kwargs, "workers": workers, "timeout": timeout}
+            job = {"folder": str(folder), "kwargs": fit_kwargs, "workers": workers, "data": data}
             (folder / "job.pkl").write_bytes(pickle.dumps(job))
             port = _free_port()
             processes = [
@@ -373,8 +389,14 @@ def _supervise_once(
     current = arrivals.snapshot()
     if current != state.seen:
         state.seen, state.last_change = current, now
-    elif now - state.last_change > (timeout if any(current) else start_timeout):
-        _raise_hang(workers, current, timeout if any(current) else start_timeout)
+    elif any(current) and now - state.last_change > timeout:
+        _raise_hang(workers, current, timeout)
+    elif not any(current) and now - state.last_change > start_timeout:
+        raise WorkerError(
+            f"the torch workers started but none reached its first all-reduce within {start_timeout:g} s "
+            f"({START_TIMEOUT_ENV}): importing torch, reading the data or forming the process group took "
+            f"longer. Raise {START_TIMEOUT_ENV} on a busy machine. The workers were stopped."
+        )
 
 
 def _raise_failure(
@@ -459,14 +481,19 @@ def _worker_main() -> int:
         if stop_requested():  # every rank learnt it in the same broadcast: all stop here
             raise KeyboardInterrupt
 
-    X = np.load(folder / "X.npy", mmap_mode="r")
-    y = np.load(folder / "y.npy", mmap_mode="r")
+    from polylin import handoff, streaming
+
+    X, y = (handoff.reopen(job["data"][name]) for name in ("X", "y"))
+    shuffle, sizes = handoff.streaming_settings(job["data"]["X"])
+    for setting, value in sizes.items():  # the launcher's blocks: the same segments, hence batches
+        setattr(streaming, setting, value)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = polylin.fit(
-                X, y, backend="torch", workers=job["workers"], on_epoch=on_epoch, **job["kwargs"]
-            )
+                X, y, backend="torch", workers=job["workers"], on_epoch=on_epoch,
+                out_of_core_shuffle=shuffle, **job["kwargs"],
+            )  # fmt: skip
         connection.send(("result", (result, [(w.category, str(w.message)) for w in caught])))
     except DivergenceError as exc:
         details = {"epoch": exc.epoch, "step": exc.step, "last_finite_w": exc.last_finite_w}

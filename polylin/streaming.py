@@ -290,18 +290,9 @@ def training_data(X: Any, y: Any, backend: Backend, shuffle: str | None) -> tupl
     if _fits_in_a_block(X, backend.np_dtype):
         return backend.training_data(_in_memory(X), _in_memory(y))
     X_out, y_out = out_of_core_training_data(X, y, backend)
-    return ChunkedArray(X_out, backend.np_dtype, mode), ChunkedArray(y_out, backend.np_dtype, mode)
-
-
-def check_no_workers(X: Any, dtype: np.dtype, workers: int) -> None:
-    """Data parallelism splits in-memory batches; X streamed block by block runs in one process."""
-    if workers > 1 and is_out_of_core(X) and not _fits_in_a_block(X, dtype):
-        raise ValueError(
-            f"workers={workers} cannot split X of shape {tuple(X.shape)}: it is beyond memory (a dask "
-            f"array or a memory map larger than one block of {BLOCK_BYTES // 2**20} MiB, "
-            "polylin.streaming.BLOCK_BYTES), which a fit streams block by block in one process. Use "
-            "workers=1 to stream it, or load it into memory (np.asarray(X)) to split it over workers."
-        )
+    chunked = ChunkedArray(X_out, backend.np_dtype, mode), ChunkedArray(y_out, backend.np_dtype, mode)
+    backend.check_same_data(*chunked)  # the ranks of a torchrun group each opened their own
+    return chunked
 
 
 def _fits_in_a_block(X: Any, dtype: np.dtype) -> bool:

@@ -245,17 +245,85 @@ def test_the_shuffle_option_is_checked(npy_file: Path) -> None:
         polylin.fit(X_DATA, Y_DATA, out_of_core_shuffle="chunks")
 
 
+def assert_same_parallel_fit(parallel: polylin.FitResult, single: polylin.FitResult, dtype: str) -> None:
+    """A k-worker fit equals the one-process fit: polylin.tolerances, and the issue's flat bound."""
+    tol = tolerance_for(dtype)
+    params = np.append(parallel.w, parallel.b), np.append(single.w, single.b)
+    assert tol.params_close(*params), params
+    relative = np.abs(params[0] - params[1]) / np.maximum(np.abs(params[1]), 1e-300)
+    assert relative.max() <= {"float32": 1e-5, "float64": 1e-10}[dtype], params
+    assert tol.losses_close(parallel.losses, single.losses), (parallel.losses, single.losses)
+    for key in ("shuffle", "chunk_layout", "data_fingerprint"):
+        assert parallel.config[key] == single.config[key], key
+
+
 @pytest.mark.parametrize("kind", ["memmap", "dask"])
+@pytest.mark.parametrize("mode", ["chunks", "exact"])
 @pytest.mark.parametrize("backend", backend_params(("torch",)))
-def test_workers_refuse_data_beyond_memory_and_say_what_to_do(
-    backend: str, kind: str, npy_file: Path
+def test_torch_workers_stream_data_beyond_memory_as_one_process_does(
+    backend: str, mode: str, kind: str, npy_file: Path
 ) -> None:
-    """Streamed data runs in one process: ``workers=2`` on it fails at once, before any worker
-    starts, naming the shape, the block size and the two ways out (CLI and API alike)."""
+    """``workers=2`` on streamed data: both ranks read the blocks the one-process fit reads (the
+    launcher hands them the data out of core, with its block sizes), in the same batches."""
     X, y = sources(kind, npy_file)
-    with pytest.raises(ValueError, match=r"workers=2 cannot split X of shape \(3001, 3\)") as caught:
-        polylin.fit(X, y, backend=backend, workers=2, **FIT)
-    assert "workers=1 to stream it" in str(caught.value) and "np.asarray(X)" in str(caught.value)
+    single = polylin.fit(X, y, backend=backend, out_of_core_shuffle=mode, **FIT)
+    parallel = polylin.fit(X, y, backend=backend, workers=2, out_of_core_shuffle=mode, **FIT)
+    assert parallel.config["workers"] == 2 and "2 ranks" in parallel.device
+    assert single.config["shuffle"] == ("chunks" if mode == "chunks" else True)
+    assert single.config["chunk_layout"] is not None or mode == "exact"
+    assert_same_parallel_fit(parallel, single, "float32")
+
+
+JAX_WORKERS_SCRIPT = """
+import json, sys
+import dask.array as da
+import numpy as np
+import polylin
+from polylin import streaming
+streaming.BLOCK_BYTES, streaming.CHUNK_BYTES = 4096, 1024
+matrix = np.load(sys.argv[1], mmap_mode="r")
+X, y = matrix[:, :-1], matrix[:, -1]
+data = {"memmap": (X, y), "dask": (da.from_array(X, chunks=(250, X.shape[1])), da.from_array(y, chunks=250))}
+options, out = json.loads(sys.argv[2]), {}
+for kind, (X, y) in data.items():
+    for mode in ("chunks", "exact"):
+        for k in (2, 1):
+            r = polylin.fit(X, y, backend="jax", workers=k, out_of_core_shuffle=mode, **options)
+            out[f"{kind}-{mode}-{k}"] = {"w": r.w.tolist(), "b": r.b, "losses": r.losses.tolist(),
+                                         "device": r.device, "config": r.config}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", backend_params(("jax",)))
+def test_jax_workers_stream_data_beyond_memory_as_one_device_does(backend: str, npy_file: Path) -> None:
+    """``workers=2`` on streamed data, in a fresh process (polylin sets the host-device count):
+    each block goes to both devices and its batches are split over them."""
+    env = {"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_WORKERS_SCRIPT, str(npy_file), json.dumps(FIT)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    fits = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(fits) == 8
+    for kind in ("memmap", "dask"):
+        for mode in ("chunks", "exact"):
+            parallel, single = (_Recorded(fits[f"{kind}-{mode}-{k}"]) for k in (2, 1))
+            assert "2 devices" in parallel.device and parallel.config["workers"] == 2
+            assert_same_parallel_fit(parallel, single, "float32")  # type: ignore[arg-type]
+
+
+class _Recorded:
+    """A fit recorded by a subprocess, with the fields :func:`assert_same_parallel_fit` reads."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.w, self.b = np.asarray(record["w"]), record["b"]
+        self.losses, self.device, self.config = (
+            np.asarray(record["losses"]),
+            record["device"],
+            record["config"],
+        )
 
 
 def test_the_stability_bound_and_the_fingerprint_equal_the_in_memory_ones(npy_file: Path) -> None:
@@ -282,29 +350,33 @@ def test_a_npy_file_is_read_memory_mapped(npy_file: Path) -> None:
 
 
 PEAK_SCRIPT = """
-import json, sys, numpy as np, polylin
+import json, resource, sys, numpy as np, polylin
 def peak_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 path, mode = sys.argv[1], sys.argv[2]
-if mode == "baseline":
+workers = {"workers": 2, "backend": "torch"} if mode.startswith("workers") else {}
+if mode.endswith("baseline"):
     small = np.load(path, mmap_mode="r")[:2000]
-    polylin.fit(np.array(small[:, :-1]), np.array(small[:, -1]), batch_size=1000, epochs=1)
+    polylin.fit(np.array(small[:, :-1]), np.array(small[:, -1]), batch_size=1000, epochs=1, **workers)
 else:
     M = np.load(path, mmap_mode="r")
-    result = polylin.fit(M[:, :-1], M[:, -1], batch_size=1000, epochs=1, lr=0.01, out_of_core_shuffle=mode)
+    shuffle = "chunks" if workers else mode
+    result = polylin.fit(M[:, :-1], M[:, -1], batch_size=1000, epochs=1, lr=0.01, out_of_core_shuffle=shuffle,
+                         **workers)
     assert np.isfinite(result.losses).all(), result.losses
-print(json.dumps({"peak_mib": peak_mib()}))
+# the largest worker process's peak (Linux reports ru_maxrss in KiB)
+ranks = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"peak_mib": peak_mib(), "rank_peak_mib": ranks}))
 """
 
 
-@pytest.mark.slow
-def test_peak_memory_stays_at_a_few_blocks_for_a_file_several_times_larger(tmp_path: Path) -> None:
-    """A 400 MB memory map is fitted in a subprocess whose peak resident memory stays within
-    150 MiB of an empty fit's, less than 40 % of the file: the data is never held whole."""
-    n, d = 4_500_000, 21  # float32: 4.5e6 × 22 × 4 B = 396 MB with the target column
-    path = tmp_path / "big.npy"
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 396 MB ``.npy`` file: 4.5e6 rows of 21 float32 features and the target column."""
+    n, d = 4_500_000, 21
+    path = tmp_path_factory.mktemp("big") / "big.npy"
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d + 1))
     rng = np.random.default_rng(0)
     w = rng.normal(size=d).astype(np.float32)
@@ -314,24 +386,45 @@ def test_peak_memory_stays_at_a_few_blocks_for_a_file_several_times_larger(tmp_p
         out[lo : lo + len(block), d] = block @ w + 1.0
     out.flush()
     del out
-    file_mib = path.stat().st_size / 2**20
-    script = tmp_path / "peak.py"
+    return path
+
+
+def peak(path: Path, mode: str) -> dict[str, float]:
+    """Peak resident memory (MiB) of a fit of ``path`` in a fresh process, and of its largest child."""
+    script = path.parent / "peak.py"
     script.write_text(textwrap.dedent(PEAK_SCRIPT))
     env = {"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), mode], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
-    def peak(mode: str) -> float:
-        done = subprocess.run(
-            [sys.executable, str(script), str(path), mode],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"])
 
-    baseline = peak("baseline")
-    streamed = peak("chunks")
+@pytest.mark.slow
+def test_peak_memory_stays_at_a_few_blocks_for_a_file_several_times_larger(big_file: Path) -> None:
+    """A 400 MB memory map is fitted in a subprocess whose peak resident memory stays within
+    150 MiB of an empty fit's, less than 40 % of the file: the data is never held whole."""
+    file_mib = big_file.stat().st_size / 2**20
+    baseline = peak(big_file, "baseline")["peak_mib"]
+    streamed = peak(big_file, "chunks")["peak_mib"]
     print(f"file {file_mib:.0f} MiB; peak RSS: empty fit {baseline:.0f} MiB, streamed fit {streamed:.0f} MiB")
     assert file_mib > 370
     assert streamed - baseline < 150, (baseline, streamed, file_mib)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", backend_params(("torch",)))
+def test_peak_memory_of_streaming_workers_stays_at_a_few_blocks(backend: str, big_file: Path) -> None:
+    """``workers=2`` on the same 400 MB file: each rank maps the file again (no copy) and streams it,
+    so the largest rank's peak stays within 200 MiB of a rank's on a tiny fit (two blocks for the
+    segment on the host and its tensor, more for the loss pass), and the launcher holds no block."""
+    file_mib = big_file.stat().st_size / 2**20
+    baseline = peak(big_file, "workers-baseline")
+    streamed = peak(big_file, "workers")
+    print(
+        f"file {file_mib:.0f} MiB; peak RSS of a rank: tiny fit {baseline['rank_peak_mib']:.0f} MiB, "
+        f"streamed fit {streamed['rank_peak_mib']:.0f} MiB; launcher {streamed['peak_mib']:.0f} MiB"
+    )
+    assert streamed["rank_peak_mib"] - baseline["rank_peak_mib"] < 200, (baseline, streamed, file_mib)
+    assert streamed["peak_mib"] - baseline["peak_mib"] < 100, (baseline, streamed, file_mib)

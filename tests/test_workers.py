@@ -91,6 +91,29 @@ def test_torchrun_world_size_must_match(monkeypatch: pytest.MonkeyPatch) -> None
         plan_workers("torch", 2)
 
 
+def test_workers_1_in_a_torchrun_rank_warns_that_every_rank_fits_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "RANK": "1",
+        "WORLD_SIZE": "3",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "127.0.0.1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.warns(UserWarning, match=r"WORLD_SIZE=3 ranks \(torchrun\).*Pass workers=3"):
+        assert plan_workers("torch", 1).workers == 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan_workers("numpy", 1).workers == 1  # no group to join: nothing to say
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan_workers("torch", 1).workers == 1
+
+
 def test_shares_split_a_batch_as_evenly_as_possible() -> None:
     assert shares(7, 2) == [(0, 4), (4, 7)]
     assert shares(10, 4) == [(0, 3), (3, 6), (6, 8), (8, 10)]
@@ -320,6 +343,19 @@ def test_torch_worker_fault_ends_the_fit_with_a_clear_error(
 
 
 @needs_torch
+def test_torch_workers_that_start_too_slowly_are_stopped_naming_the_start_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No worker can import torch in half a second: the fit ends at once, naming the variable to raise."""
+    monkeypatch.setenv("POLYLIN_WORKER_START_TIMEOUT", "0.5")
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match=r"within 0\.5 s \(POLYLIN_WORKER_START_TIMEOUT\)") as info:
+        polylin.fit(X_DATA, Y_DATA, backend="torch", workers=2, **OPTIONS)
+    assert "POLYLIN_WORKER_TIMEOUT)" not in str(info.value)
+    assert time.monotonic() - started < 20
+
+
+@needs_torch
 def test_torch_worker_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYLIN_WORKER_TIMEOUT", "nonsense")
     with pytest.raises(ValueError, match="POLYLIN_WORKER_TIMEOUT='nonsense' must be a positive number"):
@@ -358,6 +394,69 @@ def test_torchrun_ranks_join_the_group_and_agree(tmp_path: Path) -> None:
     assert "2 ranks" in ranks[0]["device"] and ranks[0]["children"] == 0
     single = polylin.fit(X_DATA, Y_DATA, backend="torch", **OPTIONS)
     assert_same_fit(_Fit(ranks[0]), single, "float32")
+
+
+TORCHRUN_STREAMED_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import polylin
+    from polylin import streaming
+    streaming.BLOCK_BYTES, streaming.CHUNK_BYTES = 4096, 1024
+    folder, rank = sys.argv[1], os.environ["RANK"]
+    matrix = np.load(os.path.join(folder, sys.argv[2].replace("RANK", rank)), mmap_mode="r")
+    try:
+        r = polylin.fit(matrix[:, :-1], matrix[:, -1], backend="torch", workers=2, **OPTIONS)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        sys.exit(3)
+    with open(os.path.join(folder, f"rank{rank}.json"), "w") as f:
+        record = {"w": r.w.tolist(), "b": r.b, "losses": r.losses.tolist(), "shuffle": r.config["shuffle"]}
+        json.dump(record, f)
+    """
+)
+
+
+@needs_torch
+def test_torchrun_ranks_stream_data_beyond_memory_and_check_they_opened_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun each rank opens its own memory map and streams it (the chunk shuffle, blocks of
+    4 KiB): the result is the one-process streamed fit's. A rank that opened other data stops the fit."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    from polylin import streaming
+
+    matrix = np.column_stack([X_DATA, Y_DATA])
+    np.save(tmp_path / "data.npy", matrix)
+    altered = matrix.copy()
+    altered[0, 0] += 1.0
+    np.save(tmp_path / "data-1.npy", altered)
+    np.save(tmp_path / "data-0.npy", matrix)
+    script = tmp_path / "fit_script.py"
+    script.write_text(TORCHRUN_STREAMED_SCRIPT.replace("**OPTIONS", f"**{OPTIONS!r}"))
+
+    def torchrun_fit(pattern: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path), pattern],
+            env=subprocess_env(), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+
+    done = torchrun_fit("data.npy")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1] and ranks[0]["shuffle"] == "chunks"
+    monkeypatch.setattr(streaming, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 1024)
+    mapped = np.load(tmp_path / "data.npy", mmap_mode="r")
+    single = polylin.fit(mapped[:, :-1], mapped[:, -1], backend="torch", **OPTIONS)
+    assert single.config["shuffle"] == "chunks"
+    assert_same_fit(_Fit(ranks[0]), single, "float32")
+
+    different = torchrun_fit("data-RANK.npy")
+    assert different.returncode != 0
+    assert "the ranks were given different data" in different.stderr, different.stderr[-3000:]
 
 
 # -- the command line -------------------------------------------------------------------------------------

@@ -136,6 +136,10 @@ class Backend(ABC):
             return device_training_data(X, y, self)
         return host_training_data(X, y, self, probe)
 
+    def check_same_data(self, X: Any, y: Any) -> None:  # noqa: B027 - one process: nothing to compare
+        """Fail unless every process of the fit holds the same validated ``X`` and ``y`` (a backend
+        whose ranks each load their own data, under ``torchrun``); one process has nothing to compare."""
+
     def holds(self, x: Any) -> bool:
         """Whether ``x`` is already this backend's array in the fit's dtype on its device, which
         :func:`polylin.fit` validates there and trains on without a copy (default: never)."""

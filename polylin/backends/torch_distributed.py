@@ -190,7 +190,7 @@ class DistributedTorchBackend(TorchBackend):
     def _stop_asked(self) -> bool:
         return self.rank == 0 and self._stop_file is not None and self._stop_file.exists()
 
-    def host_data_check(self, X_host: np.ndarray, y_host: np.ndarray) -> None:
+    def check_same_data(self, X_host: Any, y_host: Any) -> None:
         """Fail on every rank when the ranks were given different data (compared by fingerprint)."""
         from polylin.resume import data_fingerprint
 
@@ -204,9 +204,9 @@ class DistributedTorchBackend(TorchBackend):
             )
 
     def holds(self, x: Any) -> bool:
-        return False  # every rank checks the same host data (host_data_check)
+        return False  # every rank checks the same host data (check_same_data)
 
     def training_data(self, X: Any, y: Any, probe: Probe | None = None) -> tuple[Any, Any]:
         X_host, y_host = super().training_data(X, y, probe)
-        self.host_data_check(X_host, y_host)
+        self.check_same_data(X_host, y_host)
         return X_host, y_host
