@@ -79,8 +79,9 @@ def streaming_settings(spec: dict[str, Any]) -> tuple[str | None, dict[str, int]
 
 
 def _file_view(source: Any) -> dict[str, Any] | None:
-    """Where ``source``, a memory-mapped file or a view of one with non-negative strides, lies in its
-    file (path, byte offset, strides), so that another process maps the same bytes; else ``None``."""
+    """Where ``source``, a shared or read-only memory-mapped file or a view of one with non-negative
+    strides, lies in its file (path, byte offset, strides), so that another process maps the same
+    bytes; else ``None``."""
     top = source
     while isinstance(top, np.ndarray) and not isinstance(top.base, mmap.mmap):
         top = top.base
@@ -88,6 +89,8 @@ def _file_view(source: Any) -> dict[str, Any] | None:
         return None
     path = getattr(top, "filename", None)
     if path is None or not Path(path).is_file() or any(s < 0 for s in source.strides):
+        return None
+    if getattr(top, "mode", "c") == "c":  # copy-on-write: what this process wrote is not in the file
         return None
     start = int(top.offset) + _address(source) - _address(top)
     extent = sum((n - 1) * s for n, s in zip(source.shape, source.strides, strict=True)) + source.itemsize

@@ -76,6 +76,16 @@ def test_a_reversed_view_is_written_in_the_fits_dtype(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again, X_DATA[::-1].astype(np.float32))
 
 
+def test_a_copy_on_write_map_is_written_with_what_this_process_changed(tmp_path: Path) -> None:
+    np.save(tmp_path / "X.npy", X_DATA)
+    private = np.load(tmp_path / "X.npy", mmap_mode="c")
+    private[0, 0] = -1.0  # in this process only: the file keeps its value
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    again = handoff.reopen(handoff.describe("X", chunked(private), scratch))
+    assert files(scratch) == ["X.npy"] and again[0, 0] == -1.0
+
+
 def test_a_dask_array_keeps_its_row_chunks(tmp_path: Path) -> None:
     """The chunk shuffle draws dask's row chunks: the workers' array must have the same ones."""
     source = da.from_array(X_DATA, chunks=((50, 70, 80), 3))
