@@ -489,3 +489,44 @@ def test_cli_torch_workers_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "epoch 3, loss" in capsys.readouterr().out
     saved = polylin.load(path)
     assert saved.config["workers"] == 2 and saved.epochs_completed == 3
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("torch", marks=needs_torch), pytest.param("jax", marks=needs_jax)]
+)
+def test_cli_streams_a_npy_file_over_workers(
+    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``polylin fit --data file.npy --workers 2``: the file is memory-mapped, streamed block by block
+    (blocks of 4 KiB here), and split over two ranks (torch) or two devices (jax, in a fresh process),
+    with the one-process streamed fit's numbers."""
+    from polylin import streaming
+
+    path = tmp_path / "data.npy"
+    np.save(path, np.column_stack([X_DATA, Y_DATA]).astype(np.float32))
+    saved = {k: tmp_path / f"run{k}.npz" for k in (1, 2)}
+    command = ["fit", "--backend", backend, "--data", str(path), "--batch-size", "10", "--seed", "5"]
+    if backend == "torch":
+        monkeypatch.setattr(streaming, "BLOCK_BYTES", 4096)
+        monkeypatch.setattr(streaming, "CHUNK_BYTES", 1024)
+        for k, checkpoint in saved.items():
+            args = _fit_parser().parse_args([*command, "--workers", str(k), "--checkpoint", str(checkpoint)])
+            assert args.run(args) == 0
+        assert "epoch 3, loss" in capsys.readouterr().out
+    else:
+        script = (
+            "import sys; from polylin import streaming; from polylin.cli import main\n"
+            "streaming.BLOCK_BYTES, streaming.CHUNK_BYTES = 4096, 1024\n"
+            "sys.exit(main(sys.argv[1:]))\n"
+        )
+        for k, checkpoint in saved.items():
+            options = ["--workers", str(k), "--checkpoint", str(checkpoint)]
+            done = subprocess.run(
+                [sys.executable, "-c", script, *command, *options],
+                env=subprocess_env(), capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+    parallel, single = (polylin.load(saved[k]) for k in (2, 1))
+    assert parallel.config["workers"] == 2 and parallel.config["shuffle"] == "chunks"
+    assert single.config["chunk_layout"] == parallel.config["chunk_layout"] is not None
+    assert_same_fit(parallel, single, "float32")
