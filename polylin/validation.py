@@ -143,7 +143,7 @@ _CAST_BLOCK_VALUES = 1 << 19
 #: From this many columns on, a block's row sums are one BLAS matrix-vector product (two threads);
 #: narrower blocks are summed by NumPy, which is faster there.
 _MATVEC_MIN_COLUMNS = 16
-#: Rows per block of the probed check (:class:`Probe`): a few MiB of X at a time.
+#: Rows per block where the probed check (:class:`Probe`) looks for a non-finite value.
 _PROBE_ROWS = 1 << 14
 
 
@@ -178,11 +178,13 @@ def _probed_values(array: np.ndarray, dtype: np.dtype, probe: Probe) -> np.ndarr
         return np.zeros(array.shape[0], dtype=dtype)
     fitted = np.empty(array.shape[0], dtype=dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, array.shape[0], _PROBE_ROWS):
-            chunk = array[start : start + _PROBE_ROWS]
-            part = np.matmul(chunk, weights, out=fitted[start : start + len(chunk)])
+        # One product over all of X: blocks would cost a BLAS call, and its threads' wake-up, each.
+        if math.isfinite(np.add.reduce(np.matmul(array, weights, out=fitted))):
+            return fitted
+        for start in range(0, array.shape[0], _PROBE_ROWS):  # find the bad value, block by block
+            part = fitted[start : start + _PROBE_ROWS]
             if not math.isfinite(np.add.reduce(part)):
-                _raise_on_bad_value("X", chunk, start, dtype, None)
+                _raise_on_bad_value("X", array[start : start + _PROBE_ROWS], start, dtype, None)
     return fitted
 
 

@@ -644,6 +644,18 @@ def test_the_probed_check_finds_a_bad_value_in_any_block(bad: float) -> None:
         host_training_data(X, y, get_backend("numpy"), Probe(lambda d: np.full(d, 0.01)))
 
 
+def test_the_probed_check_reports_the_first_bad_value_after_an_overflowing_block() -> None:
+    """X w0 is one product over all of X; the search for the bad value then reads block by block, past
+    a block whose products overflow but whose values are finite, to the first bad one."""
+    from polylin.validation import Probe, host_training_data
+
+    X, y = np.ones((70_000, 4), dtype=np.float32), np.ones(70_000, dtype=np.float32)
+    X[:100] = 3e38  # the first block: finite values, products beyond float32
+    X[40_001, 2], X[69_999, 3] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"X contains a non-finite value \(nan at index \(40001, 2\)\)"):
+        host_training_data(X, y, get_backend("numpy"), Probe(lambda d: np.full(d, 0.9)))
+
+
 def test_finite_values_whose_products_overflow_pass_the_probed_check() -> None:
     """A block whose products overflow float32 goes to the exact check, which finds nothing wrong."""
     from polylin.validation import Probe, host_training_data
