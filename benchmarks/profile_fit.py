@@ -2,6 +2,7 @@
 
     python -m benchmarks.profile_fit                        # jax, autodiff, large, 3 fits
     python -m benchmarks.profile_fit --backend torch --grad analytic --workload book --fits 20
+    python -m benchmarks.profile_fit --workload book --fits 400 --backend-option fused_epoch=false
 
 One warm-up fit (compiling, first-touch allocations) runs first and is left
 out. The tree sums every profiled fit: divide by ``--fits`` for one fit. The
@@ -18,6 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from polylin.cli.fit_command import backend_options
 from polylin.report.measure import fit_once
 from polylin.report.workloads import get_workload, make_data, training_plan
 
@@ -32,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", default="large", choices=("book", "large", "tiny-batch"))
     parser.add_argument("--fits", type=int, default=3, help="profiled fits after the warm-up fit")
     parser.add_argument("--quick", action="store_true", help="the workload's small quick-mode size")
+    parser.add_argument(
+        "--backend-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a backend option as the CLI takes it, e.g. fused_epoch=false (JAX's per-step path)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.fits < 1:
         parser.error(f"--fits must be at least 1; got {args.fits}")
@@ -40,20 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         parser.error("pyinstrument is not installed: pip install 'polylin[bench]'")
 
+    try:
+        options = backend_options(args.backend_option, args.backend)
+    except ValueError as error:
+        parser.error(str(error))
     workload = get_workload(args.workload, quick=args.quick)
     X, y = make_data(workload)
     plan = training_plan(workload, X, y)
-    fit_once(plan, args.backend, args.grad)  # compile and warm up, unprofiled
+    fit_once(plan, args.backend, args.grad, backend_options=options)  # compile and warm up, unprofiled
     profiler = Profiler(interval=INTERVAL_S)
     walls = []
     profiler.start()
     for _ in range(args.fits):
-        _, wall = fit_once(plan, args.backend, args.grad)
+        _, wall = fit_once(plan, args.backend, args.grad, backend_options=options)
         walls.append(wall)
     profiler.stop()
     print(profiler.output_text(unicode=False, color=False, show_all=False))
+    settings = "".join(f" {key}={value}" for key, value in options.items())
     print(
-        f"{args.backend}/{args.grad} on {args.workload}: {args.fits} fits, whole fit "
+        f"{args.backend}/{args.grad}{settings} on {args.workload}: {args.fits} fits, whole fit "
         f"{', '.join(f'{w * 1e3:.0f}' for w in walls)} ms (median {statistics.median(walls) * 1e3:.0f} ms)"
     )
     return 0

@@ -37,6 +37,7 @@ PART_HELPERS = (
     ("validation", "polylin.validation", "host_training_data"),
     ("fingerprint", "polylin.api", "data_fingerprint"),
     ("bound", "polylin.api", "warn_if_unstable"),
+    ("transfer", "polylin.streaming", "device_data"),  # the data; the backend's other asarray calls too
     ("initial loss", "polylin.api", "_initial_loss"),
     ("train", "polylin.api", "train"),
 )

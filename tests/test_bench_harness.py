@@ -392,6 +392,30 @@ def test_profile_fit_prints_where_a_fit_spends_its_time(capsys: pytest.CaptureFi
         profile_fit.main(["--fits", "0"])
 
 
+@pytest.mark.parametrize("backend", backend_params(("jax",)))
+def test_profile_fit_passes_backend_options_to_the_fit(
+    backend: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--backend-option fused_epoch=false`` profiles JAX's per-step path; a malformed one is refused."""
+    from benchmarks import profile_fit
+    from polylin.backends.jax_backend import JaxBackend
+
+    built: list[bool] = []
+    original = JaxBackend.__init__
+
+    def recorded(self: JaxBackend, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        built.append(self.fused_epoch)
+
+    monkeypatch.setattr(JaxBackend, "__init__", recorded)
+    argv = ["--backend", backend, "--workload", "book", "--fits", "2"]
+    assert profile_fit.main([*argv, "--backend-option", "fused_epoch=false"]) == 0
+    assert built == [False] * 3  # the warm-up fit and the two profiled ones
+    assert "jax/autodiff fused_epoch=False on book: 2 fits" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        profile_fit.main(["--backend-option", "fused_epoch"])
+
+
 def test_the_out_of_core_section_runs_its_script(capsys: pytest.CaptureFixture[str]) -> None:
     """``nox -s bench`` ends with the scale-out sections; each is its script in a fresh process."""
     from benchmarks import run

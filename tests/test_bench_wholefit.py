@@ -67,6 +67,9 @@ def test_the_parts_of_a_fit_add_up_to_it(book_plan: Any) -> None:
 
     assert polylin.api.train.__name__ == "train"  # every helper is put back
     assert polylin.validation.host_training_data.__name__ == "host_training_data"
+    import polylin.streaming
+
+    assert polylin.streaming.device_data.__name__ == "device_data"
 
 
 def test_a_cold_fit_runs_in_a_fresh_process(book_plan: Any) -> None:
