@@ -331,6 +331,15 @@ def test_sklearn_verdict_needs_speed_and_loss() -> None:
     assert slow["pass"] is False
 
 
+def test_the_sklearn_speedup_is_out_of_reach_where_its_physical_limit_is_below_the_target() -> None:
+    from benchmarks import run
+
+    sk = {"pass": False, "out_of_reach": True, "floor": {"max_speedup_with_epoch_losses": 4.46}}
+    assert run.sklearn_speedup_verdict(sk) == "FAIL (out of reach: the physical limit is 4.5x here)"
+    assert run.sklearn_speedup_verdict({**sk, "out_of_reach": False}) == "FAIL"
+    assert run.sklearn_speedup_verdict({**sk, "pass": True}) == "PASS"
+
+
 def test_import_probe_sees_no_framework() -> None:
     result = harness.import_time(runs=1)
     assert result["heavy_modules_imported"] == []
