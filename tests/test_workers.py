@@ -79,14 +79,15 @@ def test_backends_without_workers_say_which_have_them(backend: str) -> None:
         polylin.fit(backend=backend, workers=2)
 
 
+def as_torchrun_rank(monkeypatch: pytest.MonkeyPatch, rank: int, world: int) -> None:
+    """This process as rank ``rank`` of ``world``, as torchrun's environment says."""
+    environment = {"RANK": rank, "WORLD_SIZE": world, "LOCAL_RANK": rank, "MASTER_ADDR": "127.0.0.1"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+
+
 def test_torchrun_world_size_must_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "RANK": "0",
-        "WORLD_SIZE": "3",
-        "LOCAL_RANK": "0",
-        "MASTER_ADDR": "127.0.0.1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    as_torchrun_rank(monkeypatch, 0, 3)
     with pytest.raises(ValueError, match=r"WORLD_SIZE=3.*workers=3.*--nproc_per_node=2"):
         plan_workers("torch", 2)
 
@@ -94,13 +95,7 @@ def test_torchrun_world_size_must_match(monkeypatch: pytest.MonkeyPatch) -> None
 def test_workers_1_in_a_torchrun_rank_warns_that_every_rank_fits_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in {
-        "RANK": "1",
-        "WORLD_SIZE": "3",
-        "LOCAL_RANK": "1",
-        "MASTER_ADDR": "127.0.0.1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    as_torchrun_rank(monkeypatch, 1, 3)
     with pytest.warns(UserWarning, match=r"WORLD_SIZE=3 ranks \(torchrun\).*Pass workers=3"):
         assert plan_workers("torch", 1).workers == 1
     import warnings
