@@ -180,6 +180,18 @@ class _Fit:
 
 
 @needs_jax
+def test_the_sharded_backend_keeps_a_scalar_a_scalar() -> None:
+    """The out-of-core loss comes back through ``asarray`` as a 0-d array; made 1-d, ``float()`` of it
+    fails on NumPy 2 ("only 0-dimensional arrays can be converted to Python scalars")."""
+    from polylin.backends.jax_sharding import ShardedJaxBackend
+
+    be = ShardedJaxBackend(workers=1)
+    scalar = be.asarray(np.asarray(1.5))
+    assert scalar.shape == () and float(be.to_numpy(scalar)) == 1.5
+    assert be.asarray(np.arange(3)).dtype == np.int32 and be.asarray(np.ones((2, 3))).shape == (2, 3)
+
+
+@needs_jax
 @pytest.mark.parametrize("grad", ["autodiff", "analytic"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("k", [2, 4])

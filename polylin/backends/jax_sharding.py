@@ -141,10 +141,10 @@ class ShardedJaxBackend(JaxBackend):
         return _sharded_namespace(self.mesh)
 
     def asarray(self, host: np.ndarray) -> Array:
-        """``host`` replicated on every device of the mesh."""
+        """``host`` replicated on every device of the mesh (a 0-d array stays 0-d)."""
         host = np.asarray(host)
         dtype = np.int32 if host.dtype.kind in "iu" else self.np_dtype
-        return self._jax.device_put(np.ascontiguousarray(host, dtype=dtype), self.replicated)
+        return self._jax.device_put(np.asarray(host, dtype=dtype, order="C"), self.replicated)
 
     def epoch_runner(self, step: StepFn, loss: LossFn, X: Array, y: Array, layout: BatchLayout) -> EpochFn:
         """:class:`JaxBackend`'s compiled epoch, with the full-data loss split by rows too (the step's
