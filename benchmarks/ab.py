@@ -9,8 +9,9 @@ process whose ``PYTHONPATH`` puts that tree's ``polylin`` first (A B A B
 is always this checkout's, so both trees are measured against the same
 references with the same harness. Each row's ratios are the median over the
 rounds; the table sets the two trees side by side with new/old. Only the
-ratio rows run (``--skip`` covers import, floors, scikit-learn, memory, the
-cold fits and the book-setup row).
+ratio rows run (``--skip`` covers every other section of the benchmark:
+import, floors, scikit-learn, memory, the cold fits, the parts, the
+book-setup row, scale and out-of-core).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks.tables import print_table
 
-#: What the A/B runs leave out: only the rows' ratios are compared.
-AB_SKIP = "import,floors,sklearn,memory,cold,book-setup"
+#: What the A/B runs leave out: every section but the rows, whose ratios are compared.
+AB_SKIP = "import,floors,sklearn,memory,cold,parts,book-setup,scale,out-of-core"
 #: The ratios compared, as (column title, key of a bench row).
 RATIOS = (("whole fit / ref", "whole_ratio"), ("epochs / ref", "epochs_ratio"), ("steady epoch", "ratio"))
 #: new/old above this is marked: more than the run-to-run noise of a row on a shared machine.

@@ -6,7 +6,8 @@
 
 One warm-up fit (compiling, first-touch allocations) runs first and is left
 out. The tree sums every profiled fit: divide by ``--fits`` for one fit. The
-last line gives each fit's wall-clock time, measured outside the profiler.
+last line gives the fits' wall-clock times, measured outside the profiler:
+each of them for up to :data:`LISTED_FITS` fits, else their median and range.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from polylin.cli.fit_command import backend_options
 from polylin.report.measure import fit_once
+from polylin.report.tables import seconds
 from polylin.report.workloads import get_workload, make_data, training_plan
 
 #: Sampling interval: fine enough to see a 1 ms phase in a fit of a few hundred ms.
 INTERVAL_S = 0.0005
+#: Up to this many profiled fits, the last line lists each one's time.
+LISTED_FITS = 10
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     profiler.stop()
     print(profiler.output_text(unicode=False, color=False, show_all=False))
     settings = "".join(f" {key}={value}" for key, value in options.items())
-    print(
-        f"{args.backend}/{args.grad}{settings} on {args.workload}: {args.fits} fits, whole fit "
-        f"{', '.join(f'{w * 1e3:.0f}' for w in walls)} ms (median {statistics.median(walls) * 1e3:.0f} ms)"
-    )
+    label = f"{args.backend}/{args.grad}{settings} on {args.workload}"
+    print(f"{label}: {args.fits} fits, whole fit {_walls(walls)}")
     return 0
+
+
+def _walls(walls: list[float]) -> str:
+    """``1.2 ms, 1.3 ms (median 1.25 ms)`` for a few fits; ``median 401 µs (376 µs to 2.1 ms)`` for many."""
+    median = f"median {seconds(statistics.median(walls))}"
+    if len(walls) <= LISTED_FITS:
+        return f"{', '.join(seconds(w) for w in walls)} ({median})"
+    return f"{median} ({seconds(min(walls))} to {seconds(max(walls))})"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ import numpy as np
 def framework_of(x: object) -> str | None:
     """``'numpy'``, ``'jax'``, ``'torch'``, ``'mxnet'``, ``'dask'``, ``'array-api'`` (another library
     array-api-compat knows), or ``None`` for a non-array (a list, a number, a string)."""
+    # The common case, a plain NumPy array, in 0.2 µs (array-api-compat's checks take 0.7). Void
+    # dtypes go on to array-api-compat, which tells jax's zero-gradient arrays (ndarrays of dtype
+    # float0) from NumPy's own where its NumPy lets it.
+    if type(x) is np.ndarray and x.dtype.kind != "V":
+        return "numpy"
     import array_api_compat as compat
 
     if compat.is_numpy_array(x):

@@ -132,6 +132,18 @@ def test_auto_picks_the_backend_of_x() -> None:
     assert resolve_backend("torch", X) == ("torch", {})
 
 
+def test_framework_of_tells_plain_numpy_arrays_from_their_relatives(tmp_path: Any) -> None:
+    from polylin.frameworks import framework_of
+
+    np.save(tmp_path / "X.npy", np.zeros((3, 2)))
+    assert framework_of(np.zeros((3, 2), dtype=np.float32)) == "numpy"
+    assert framework_of(np.load(tmp_path / "X.npy", mmap_mode="r")) == "numpy"  # a subclass
+    assert framework_of(np.zeros(3, dtype=[("a", "f4")])) == "numpy"  # a void dtype
+    assert framework_of(np.float32(1.0)) == "numpy"
+    assert framework_of([[1.0, 2.0]]) is None
+    assert framework_of(as_dask(np.zeros((3, 2)))) == "dask"
+
+
 @pytest.mark.parametrize(("framework", "make"), [
     pytest.param("torch", lambda a: __import__("torch").asarray(a), marks=needs("torch"), id="torch"),
     pytest.param("jax", lambda a: __import__("jax.numpy").numpy.asarray(a), marks=needs("jax"), id="jax"),

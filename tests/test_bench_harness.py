@@ -389,14 +389,20 @@ def test_runner_quick_writes_the_table_and_json(tmp_path: Path, capsys: pytest.C
 def test_profile_fit_prints_where_a_fit_spends_its_time(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks import profile_fit
 
-    argv = ["--backend", "numpy", "--grad", "analytic", "--workload", "book", "--fits", "20"]
-    assert profile_fit.main(argv) == 0
+    argv = ["--backend", "numpy", "--grad", "analytic", "--workload", "book", "--fits"]
+    assert profile_fit.main([*argv, str(profile_fit.LISTED_FITS)]) == 0
     out = capsys.readouterr().out
     assert "train" in out and "fit_once" in out  # the profile's tree holds the training loop
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith("numpy/analytic on book: 20 fits, whole fit ")
-    walls = summary.split("whole fit ")[1].split(" ms")[0].split(", ")
-    assert len(walls) == 20 and all(float(w) >= 0 for w in walls)
+    assert summary.startswith(f"numpy/analytic on book: {profile_fit.LISTED_FITS} fits, whole fit ")
+    walls = summary.split("whole fit ")[1].split(" (median ")[0].split(", ")
+    assert len(walls) == profile_fit.LISTED_FITS  # each fit's time, with its unit
+    assert all(re.fullmatch(r"[0-9.]+ (µs|ms|s)", w) for w in walls), walls
+    # More fits than that: the median and the range, not a list of every fit.
+    assert profile_fit.main([*argv, str(profile_fit.LISTED_FITS + 1)]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    time = r"[0-9.]+ (µs|ms|s)"
+    assert re.fullmatch(rf".* whole fit median {time} \({time} to {time}\)", summary), summary
     with pytest.raises(SystemExit):
         profile_fit.main(["--fits", "0"])
 

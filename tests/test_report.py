@@ -328,3 +328,21 @@ def test_import_polylin_leaves_matplotlib_out_and_compare_is_lazy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "polylin.report"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "n/a"),
+        (45.6e-6, "45.6 µs"),
+        (999.4e-6, "999 µs"),
+        (999.7e-6, "1 ms"),  # not "1e+03 µs"
+        (1.234e-3, "1.23 ms"),
+        (0.9997, "1 s"),
+        (2.014, "2.01 s"),
+    ],
+)
+def test_durations_print_in_the_unit_that_fits(value: float | None, shown: str) -> None:
+    from polylin.report.tables import seconds
+
+    assert seconds(value) == shown

@@ -24,9 +24,11 @@ def seconds(value: float | None) -> str:
     """``1.23 ms``, ``45.6 µs``, ``2.01 s``."""
     if value is None:
         return "n/a"
-    if value < 1e-3:
+    # Below 999.5 of a unit, three significant digits stay in that unit (999.7 µs would print as
+    # "1e+03 µs"): the next unit takes over there.
+    if value < 999.5e-6:
         return f"{value * 1e6:.3g} µs"
-    if value < 1:
+    if value < 0.9995:
         return f"{value * 1e3:.3g} ms"
     return f"{value:.3g} s"
 
