@@ -8,6 +8,8 @@ scikit-learn's ``partial_fit`` does.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,29 +60,41 @@ def data_fingerprint(X: np.ndarray, y: np.ndarray, dtype: np.dtype) -> str:
     training dtype: it costs the same for any ``n``, and two data sets that
     differ only in rows it does not sample share a fingerprint.
     """
-    import hashlib
-
     rows = fingerprint_rows(X.shape[0])
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr((tuple(X.shape), np.dtype(dtype).name)).encode())
-    digest.update(np.ascontiguousarray(X[rows], dtype=dtype).tobytes())
-    digest.update(np.ascontiguousarray(y[rows], dtype=dtype).tobytes())
+    digest.update(_fingerprint_header(tuple(X.shape), np.dtype(dtype)))
+    for array in (X, y):
+        # A NumPy array's take gathers the rows in a third of the time of X[rows]; the hash reads
+        # the contiguous result in place (the same bytes as its tobytes(), without the copy).
+        sampled = array.take(rows, axis=0) if isinstance(array, np.ndarray) else array[rows]
+        digest.update(np.ascontiguousarray(sampled, dtype=dtype).data)
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _fingerprint_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """What the digest reads first: ``repr((shape, dtype name))``, encoded (remembered: NumPy's
+    ``dtype.name`` alone takes a few µs)."""
+    return repr((shape, dtype.name)).encode()
+
+
+@functools.lru_cache(maxsize=64)
 def fingerprint_rows(n: int) -> np.ndarray:
     """The rows :func:`data_fingerprint` hashes: ``np.unique(np.linspace(0, n-1, k).astype(int))``
     with ``k = min(n, 256)``, computed as linspace does (``arange(k) * ((n-1)/(k-1))``, the last
-    set to ``n-1``) without its generality and the sort: 3 µs instead of 12."""
+    set to ``n-1``) without its generality and the sort. Remembered per ``n``, read-only (a refit
+    of the same data asks again)."""
     k = min(n, _FINGERPRINT_ROWS)
     if k <= 1:
-        return np.zeros(k, dtype=np.int64)
-    rows = (np.arange(k, dtype=np.float64) * ((n - 1) / (k - 1))).astype(np.int64)
-    rows[-1] = n - 1
-    distinct = np.empty(k, dtype=bool)
-    distinct[0] = True
-    np.not_equal(rows[1:], rows[:-1], out=distinct[1:])
-    sampled: np.ndarray = rows[distinct]
+        sampled = np.zeros(k, dtype=np.int64)
+    else:
+        rows = (np.arange(k, dtype=np.float64) * ((n - 1) / (k - 1))).astype(np.int64)
+        rows[-1] = n - 1
+        distinct = np.empty(k, dtype=bool)
+        distinct[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=distinct[1:])
+        sampled = rows[distinct]
+    sampled.flags.writeable = False
     return sampled
 
 

@@ -143,6 +143,9 @@ _CAST_BLOCK_VALUES = 1 << 19
 #: From this many columns on, a block's row sums are one BLAS matrix-vector product (two threads);
 #: narrower blocks are summed by NumPy, which is faster there.
 _MATVEC_MIN_COLUMNS = 16
+#: Data in the training dtype up to this many values is checked whole, by ``np.isfinite`` (a
+#: temporary of at most 64 KiB, and no floating-point error state to set and restore).
+_WHOLE_CHECK_VALUES = 1 << 16
 #: Rows per block where the probed check (:class:`Probe`) looks for a non-finite value.
 _PROBE_ROWS = 1 << 14
 
@@ -202,6 +205,10 @@ def _check_values(name: str, array: np.ndarray, dtype: np.dtype, first_row: int 
     value beyond its range shows up as an infinity in the same sums.
     """
     if not array.size:
+        return
+    if array.dtype == dtype and array.size <= _WHOLE_CHECK_VALUES:  # one small test, no errstate
+        if not np.isfinite(array).all():
+            _raise_on_bad_value(name, array, first_row, dtype, None)
         return
     largest = float(np.finfo(dtype).max)
     # Only data in a wider float type than the training dtype can hold values beyond its range.

@@ -485,3 +485,29 @@ def test_the_fingerprint_samples_the_rows_it_always_sampled(n: int) -> None:
 
     expected = np.unique(np.linspace(0, n - 1, num=min(n, 256)).astype(np.int64))
     np.testing.assert_array_equal(fingerprint_rows(n), expected)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "reversed view", "float64 data"])
+def test_the_fingerprint_hashes_what_it_always_hashed(layout: str) -> None:
+    """Saved checkpoints resume only while the digest stays the same function of the data: blake2b
+    (16 bytes) of the shape and dtype's repr, then the sampled rows of X and of y, in the training
+    dtype, C order."""
+    import hashlib
+
+    from polylin.resume import data_fingerprint, fingerprint_rows
+
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((1000, 3)), rng.standard_normal(1000)
+    X = {
+        "C": X.astype(np.float32),
+        "F": np.asfortranarray(X.astype(np.float32)),
+        "reversed view": X.astype(np.float32)[::-1, ::-1],
+        "float64 data": X,
+    }[layout]
+    rows = fingerprint_rows(1000)
+    expected = hashlib.blake2b(digest_size=16)
+    expected.update(repr(((1000, 3), "float32")).encode())
+    expected.update(np.ascontiguousarray(X[rows], dtype=np.float32).tobytes())
+    expected.update(np.ascontiguousarray(y[rows], dtype=np.float32).tobytes())
+    assert data_fingerprint(X, y, np.dtype(np.float32)) == expected.hexdigest()
+    assert not rows.flags.writeable  # remembered across fits: nobody may change it

@@ -540,6 +540,25 @@ def test_a_bad_value_in_a_later_block_is_found(width: int, bad: float, source: s
     )
 
 
+@pytest.mark.parametrize("extra", [0, 1], ids=["checked-whole", "checked-in-blocks"])
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+def test_a_bad_value_is_named_on_either_side_of_the_whole_check(extra: int, bad: float) -> None:
+    """Up to ``_WHOLE_CHECK_VALUES`` values in the training dtype, y is checked in one ``isfinite``;
+    beyond, in blocks: the same message, with the same index, either way."""
+    from polylin.validation import _WHOLE_CHECK_VALUES, _check_values
+
+    y = np.zeros(_WHOLE_CHECK_VALUES + extra, dtype=np.float32)
+    for where in (0, y.size // 2, y.size - 1):
+        y[where] = bad
+        expect_error(
+            lambda: _check_values("y", y, np.dtype(np.float32)),
+            ValueError,
+            f"y contains a non-finite value ({bad} at index {where})",
+        )
+        y[where] = 0.0
+    _check_values("y", y, np.dtype(np.float32))  # finite again: passes
+
+
 @pytest.mark.parametrize("width", [3, 40], ids=["narrow-sum", "wide-matvec"])
 def test_finite_values_whose_sum_overflows_pass(width: int) -> None:
     big = np.finfo(np.float32).max / 2
