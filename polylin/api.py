@@ -241,17 +241,24 @@ def _initial_loss(
     of a warm fit of the book's 1000 examples); from ``fitted = X w0`` where the check of X's
     values computed it (:class:`~polylin.validation.Probe`), else with one pass over X."""
     dtype = be.np_dtype
-    if all(isinstance(a, np.ndarray) and a.dtype == dtype for a in (X_host, y_host)):
-        import array_api_compat.numpy as host_xp
-
-        on_host = Objective(host_xp, objective.loss, fit_intercept=objective.fit_intercept)
-        w, b = w0.astype(dtype), b0.astype(dtype)
+    on_host_arrays = isinstance(X_host, np.ndarray) and isinstance(y_host, np.ndarray)
+    if on_host_arrays and X_host.dtype == dtype and y_host.dtype == dtype:
+        on_host = _host_objective(objective.loss, objective.fit_intercept)
+        b = b0.astype(dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             if fitted is not None and fitted.shape == y_host.shape:
                 return float(on_host.mean_of_fitted(fitted, b, y_host))
-            return float(on_host.mean((w, b), X_host, y_host))
+            return float(on_host.mean((w0.astype(dtype), b), X_host, y_host))
     params = be.parameters(w0, b0, trainable=False)
     return float(be.to_numpy(streaming.mean_loss(be, objective, params, X_dev, y_dev)))
+
+
+@functools.lru_cache(maxsize=16)
+def _host_objective(loss: Loss, fit_intercept: bool) -> Objective:
+    """The objective on NumPy (array-api-compat's namespace), for the loss before training."""
+    import array_api_compat.numpy as host_xp
+
+    return Objective(host_xp, loss, fit_intercept=fit_intercept)
 
 
 def _checked_options(

@@ -98,8 +98,7 @@ class TrainingRun:
 
 def host_copy(backend: Backend, params: Params) -> tuple[np.ndarray, np.ndarray]:
     """The parameters as fresh NumPy arrays (the update writes into the backend's)."""
-    w, b = (np.array(backend.to_numpy(p), copy=True) for p in params)
-    return w, b
+    return np.array(backend.to_numpy(params[0]), copy=True), np.array(backend.to_numpy(params[1]), copy=True)
 
 
 def train(

@@ -167,6 +167,9 @@ def test_objectives_and_steps_of_two_backend_instances_compare_equal(backend: st
         steps = [sgd_step(be, objective, grad, 0.03) for be, objective in ((first, one), (second, other))]
         assert steps[0] == steps[1] and hash(steps[0]) == hash(steps[1])
     assert get_backend(backend, dtype="float64") != first
+    if backend == "jax":  # a subclass's own settings are part of the (remembered) identity
+        per_step = get_backend(backend, fused_epoch=False)
+        assert per_step != first and per_step == get_backend(backend, fused_epoch=False)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -84,11 +84,19 @@ class Backend(ABC):
     def _identity(self) -> tuple[Any, ...]:
         return (type(self), self.dtype, str(self.device_spec))
 
+    def _key(self) -> tuple[Any, ...]:
+        """:meth:`_identity`, built once: a fit hashes and compares its backend several times
+        (the compiled programs' cache keys), and a backend's settings do not change."""
+        key: tuple[Any, ...] | None = self.__dict__.get("_identity_key")
+        if key is None:
+            key = self.__dict__["_identity_key"] = self._identity()
+        return key
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Backend) and self._identity() == other._identity()
+        return isinstance(other, Backend) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(self._identity())
+        return hash(self._key())
 
     # -- description ----------------------------------------------------------------
     @property
