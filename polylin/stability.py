@@ -140,7 +140,7 @@ class _CurvatureCache:
                 return None
             self._values.move_to_end(key)
         rows, value = found
-        # The same test as np.array_equal (validated data hold no NaN), without its conversions.
+        # np.array_equal's test (a NaN equals nothing, so such rows never match), without its conversions.
         return value if rows.shape == sample.shape and bool((rows == sample).all()) else None
 
     def put(self, key: tuple[Any, ...], sample: np.ndarray, value: float) -> None:
