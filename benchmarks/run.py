@@ -414,8 +414,8 @@ def print_floors(run: WorkloadRun, results: dict[str, Any]) -> None:
         f"shuffled gather pass {seconds(floors['gather_s'])} ({floors['gather_method']}, "
         f"{floors['gather_gb_per_s']:.1f} GB/s). An epoch's floor is one of each, "
         f"{seconds(floors['epoch_floor_s'])}: its batches are gathered and its full-data loss is a "
-        "streaming pass. That ratio is paired: each row also timed the floor in each of its repeats "
-        "(the once-measured floor's ratio is in brackets)"
+        "streaming pass. That ratio is paired: after its repeats, each row timed the floor straight after "
+        "fits of its own (the once-measured floor's ratio is in brackets)"
     )
     table = [["backend", "best polylin epoch", "row", "/ streaming", "/ gather + stream", "target", "result"]]
     for backend, entry in ratios["per_backend"].items():

@@ -257,21 +257,53 @@ def test_a_floor_timed_in_each_repeat_gives_the_floor_verdict() -> None:
     assert out["per_backend"]["jax"]["floor_paired"] is False
 
 
-def test_measure_row_times_the_floor_in_every_repeat(plans: dict[str, Any]) -> None:
+def test_measure_row_pairs_the_floor_with_fits_of_its_own(plans: dict[str, Any]) -> None:
     calls: list[int] = []
     record = harness.measure_row(
         plans["book"], harness.Row("numpy", "analytic"), repeats=3, floor=lambda: calls.append(1)
     )
     assert len(calls) == 1 + 3 * harness.FLOOR_PASSES_PER_REPEAT  # a warm-up, then the passes of each repeat
-    assert len(record["floor_s"]) == 3
+    assert len(record["floor_s"]) == 3 and len(record["floor_fit_epoch_times_s"]) == 3
     expected = statistics.median(
         statistics.median(ours[1:]) / t
-        for ours, t in zip(record["polylin"]["epoch_times_s"], record["floor_s"], strict=True)
+        for ours, t in zip(record["floor_fit_epoch_times_s"], record["floor_s"], strict=True)
     )
     assert record["over_floor"] == pytest.approx(expected)
     assert (
         harness.measure_row(plans["book"], harness.Row("numpy", "analytic"), repeats=2)["over_floor"] is None
     )
+
+
+def test_the_floor_passes_stay_out_of_the_rows_repeats(
+    plans: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row's repeats alternate polylin's fit and the loops with nothing between them; the floor's
+    passes follow fits of their own afterwards (passes between them slowed polylin's epochs there)."""
+    events: list[str] = []
+    fit_once, time_reference_run = harness.fit_once, harness.time_reference_run
+
+    def polylin_fit(*args: Any, **kwargs: Any) -> Any:
+        events.append("polylin")
+        return fit_once(*args, **kwargs)
+
+    def loop_epochs(*args: Any, **kwargs: Any) -> Any:
+        events.append("loop")
+        return time_reference_run(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "fit_once", polylin_fit)
+    monkeypatch.setattr(harness, "time_reference_run", loop_epochs)
+    row = harness.Row("numpy", "analytic")
+    loops = ["loop"] * len(harness.references_for_row(row))
+    record = harness.measure_row(plans["book"], row, repeats=2, floor=lambda: events.append("floor"))
+    passes = ["floor"] * harness.FLOOR_PASSES_PER_REPEAT
+    assert events == [
+        *["polylin", *loops],
+        *[*loops, "polylin"],  # the row's repeats, who goes first alternating
+        "floor",  # the warm-up pass
+        *["polylin", *passes],
+        *["polylin", *passes],  # the floor's own repeats
+    ]
+    assert record["repeats"] == 2 and len(record["polylin"]["epoch_times_s"]) == 2
 
 
 def test_whole_fit_floor_adds_the_passes_a_fit_must_make() -> None:
