@@ -655,6 +655,46 @@ def sklearn_verdict(sk: dict[str, Any], rows: Sequence[dict[str, Any]], epochs: 
     }
 
 
+def final_loss_only(
+    plan: TrainingPlan, row: Row, sklearn_s: float, repeats: int = 3
+) -> dict[str, Any] | None:
+    """``row``'s warm whole fit with ``loss_every=epochs`` (the full-data loss after the last epoch
+    alone) and with the default (after every epoch), alternated ``repeats`` times after a first call
+    of each; context beside the scikit-learn verdict, which is for the defaults. ``None`` for a
+    plan of one epoch, where the two are the same fit."""
+    epochs = int(plan.fit_kwargs["epochs"])
+    if epochs < 2:
+        return None
+    times: dict[int, list[float]] = {1: [], epochs: []}
+    for every in times:  # warm: the epoch without its loss is a program of its own on JAX
+        fit_once(
+            plan,
+            row.backend,
+            row.grad,
+            backend_options=row.backend_options,
+            fit_options={"loss_every": every},
+        )
+    for k in range(repeats):
+        for every in sorted(times, reverse=k % 2 == 1):
+            _, wall = fit_once(
+                plan,
+                row.backend,
+                row.grad,
+                backend_options=row.backend_options,
+                fit_options={"loss_every": every},
+            )
+            times[every].append(wall)
+    sparse = statistics.median(times[epochs])
+    return {
+        "row": row.label,
+        "loss_every": epochs,
+        "default_s": summarize(times[1]),
+        "final_loss_only_s": summarize(times[epochs]),
+        "over_default": statistics.median(a / b for a, b in zip(times[epochs], times[1], strict=True)),
+        "speedup": sklearn_s / sparse,
+    }
+
+
 def whole_fit_floor(
     floors: dict[str, Any], epochs: int, permutation_s: float, sklearn_s: float
 ) -> dict[str, Any]:

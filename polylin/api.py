@@ -57,6 +57,7 @@ def fit(
     check_stability: bool = True,
     workers: int = 1,
     out_of_core_shuffle: str | None = None,
+    loss_every: int = 1,
 ) -> FitResult:
     """Fit ``y ≈ X w + b`` by minibatch SGD on the chosen backend.
 
@@ -135,6 +136,13 @@ def fit(
         chunks in a random order, rows shuffled within blocks of them; streaming speed) or
         ``"exact"`` (the in-memory fit's batches; each epoch reads the data several times).
         With ``shuffle=False`` both equal the in-memory fit.
+    loss_every:
+        Evaluate the full-data loss after every ``loss_every``-th epoch (epochs ``k, 2k, ...``,
+        counted from the first epoch) and after the last one, as ``1`` (the default, the book's
+        loop) does after each. An epoch without it skips that pass over X and records NaN in
+        ``losses`` (and in ``on_epoch``'s ``loss``); the parameters are the same. Such an epoch
+        still checks that the parameters are finite, so a divergence is caught from them, or at
+        the next evaluated loss.
 
     Notes
     -----
@@ -150,6 +158,9 @@ def fit(
         cls, backend_options = plan.backend_class, {**backend_options, **plan.backend_options}
     options = _checked_options(cls, lr, batch_size, epochs, seed, loss, dtype, init, on_divergence, grad)
     lr, batch_size, epochs, seed, loss_fn, dtype, grad = options
+    loss_every = check_positive_int(
+        "loss_every", loss_every, "loss_every=1 (the default) evaluates the full-data loss after every epoch"
+    )
     if resume is not None and warm_start is not None:
         raise ValueError(
             "Pass resume= (continue the same run) or warm_start= (continue on new data), not both."
@@ -182,7 +193,7 @@ def fit(
             lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, dtype=dtype, device=device, loss=loss,
             shuffle=shuffle, init=init, fit_intercept=fit_intercept, grad=grad, on_divergence=on_divergence,
             true_w=true_w, true_b=true_b, backend_options=backend_options, resume=resume,
-            warm_start=warm_start, check_stability=check_stability,
+            warm_start=warm_start, check_stability=check_stability, loss_every=loss_every,
         )  # fmt: skip
         return launch_torch_workers(plan.workers, X_host, y_host, worker_options, on_epoch)  # type: ignore[no-any-return]
 
@@ -225,7 +236,7 @@ def fit(
         run = train(
             be, objective, X_dev, y_dev, w0, b0,
             lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, shuffle=shuffle, grad=grad,
-            on_epoch=on_epoch, start_epoch=0 if start is None else start.start_epoch,
+            on_epoch=on_epoch, start_epoch=0 if start is None else start.start_epoch, loss_every=loss_every,
         )  # fmt: skip
     result = _result(run, start, be, config, initial_loss, true_w, true_b)
     _report_stops(run, result, epochs, lr, on_divergence)

@@ -196,8 +196,10 @@ def loss_curves(results: Any, *, title: str | None = None, log: bool = True) -> 
     """The full-data loss after each epoch, for one :class:`~polylin.FitResult` or several overlaid.
 
     ``results`` is a result, a sequence of results, or a mapping label → result.
-    Epoch 0 is the initial loss. A run that diverged ends where its loss was
-    last finite, with a cross at the epoch where it diverged.
+    Epoch 0 is the initial loss; epochs whose loss was not evaluated
+    (``fit(loss_every=k)``) are left out, and the line joins the others. A run
+    that diverged ends where its loss was last finite, with a cross at the
+    epoch where it diverged.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -210,6 +212,8 @@ def loss_curves(results: Any, *, title: str | None = None, log: bool = True) -> 
         colour = BACKEND_COLOURS.get(label, COLOURS[(k + 5) % len(COLOURS)])
         values = np.concatenate([[result.initial_loss], result.losses])
         epochs = np.arange(len(values))
+        evaluated = np.isfinite(values)  # epochs whose loss was not evaluated (fit(loss_every=k)) are NaN
+        epochs, values = epochs[evaluated], values[evaluated]
         # Earlier curves thicker, so that identical curves (parity!) stay visible underneath.
         layer = len(labelled) - 1 - k
         style: dict[str, Any] = {

@@ -439,7 +439,9 @@ class StreamedEpochs:
         permutation = epoch_order(self.seed, epoch, self.layout.n_examples, True) if exact else None
         return EpochPlan(epoch, permutation)
 
-    def __call__(self, params: Params, plan: EpochPlan) -> tuple[Params, Array]:
+    def __call__(self, params: Params, plan: EpochPlan, *, evaluate: bool = True) -> tuple[Params, Array]:
+        """The epoch of ``plan``, then its full-data loss (``evaluate=False``: 0 in its place, the
+        parameters being finite, and no pass over the data for it)."""
         from polylin.training import host_copy
 
         backend = self.backend
@@ -451,6 +453,8 @@ class StreamedEpochs:
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 self.diverged_step = self._locate(first, plan)
                 return params, backend.asarray(np.asarray(math.nan))
+        if not evaluate:
+            return params, backend.asarray(np.zeros((), dtype=backend.np_dtype))
         loss = mean_loss(backend, self.objective, params, self.X, self.y)
         if not math.isfinite(float(backend.to_numpy(loss))):
             self.diverged_step = self._locate(first, plan)

@@ -16,6 +16,7 @@ take the steps one by one, JAX compiles the whole epoch.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -29,8 +30,8 @@ from polylin.batching import BatchLayout, batch_bounds
 from polylin.divergence import locate_divergence
 from polylin.objective import Objective
 from polylin.randomness import EpochOrders
-from polylin.streaming import streamed_epochs
-from polylin.types import Array, EpochFn, Params, TreeFn
+from polylin.streaming import mean_loss, streamed_epochs
+from polylin.types import Array, EpochFn, LossFn, Params, TreeFn
 
 #: ``on_epoch(epoch, loss, seconds)``, called after each epoch (1-based).
 EpochCallback = Callable[[int, float, float], None]
@@ -118,6 +119,7 @@ def train(
     start_epoch: int = 0,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
+    loss_every: int = 1,
 ) -> TrainingRun:
     """Minibatch SGD on ``(X, y)`` (backend arrays) from host parameters ``(w0, b0)``.
 
@@ -126,17 +128,28 @@ def train(
     parameters, when the loss becomes non-finite (a non-finite parameter always
     makes it so) or when the user interrupts with Ctrl-C. With ``on_step`` the
     steps run one by one on every backend, so that it sees each of them.
+
+    With ``loss_every=k`` the full-data loss is evaluated after epochs ``k, 2k, ...``
+    (1-based) and after the last; the other epochs record NaN and end with
+    :meth:`Objective.finiteness` in its place, which reads no data: a divergence
+    is then caught from the parameters, or at the next evaluated loss.
     """
     step = sgd_step(backend, objective, grad, lr)
     layout = BatchLayout(int(X.shape[0]), batch_size)
     # Out-of-core data (polylin.streaming): each epoch reads and runs its blocks in turn.
     streamed = streamed_epochs(step, objective, X, y, layout, seed=seed, shuffle=shuffle, on_step=on_step)
-    if streamed is not None:
-        run_epoch: Callable[[Params, Any], tuple[Params, Array]] = streamed
-    elif on_step is None:
-        run_epoch = backend.epoch_runner(step, objective.mean, X, y, layout)
-    else:
-        run_epoch = _observed_epoch(step, objective, X, y, layout, on_step)
+
+    def runner(evaluate: bool) -> Callable[[Params, Any], tuple[Params, Array]]:
+        """Epochs that end with the full-data loss, or (``evaluate=False``) with the finiteness."""
+        if streamed is not None:
+            return streamed if evaluate else functools.partial(streamed, evaluate=False)
+        loss = objective.mean if evaluate else objective.finiteness
+        if on_step is None:
+            return backend.epoch_runner(step, loss, X, y, layout)
+        return _observed_epoch(step, loss, X, y, layout, on_step)
+
+    run_epoch = runner(evaluate=True)
+    unevaluated = runner(evaluate=False) if loss_every > 1 and epochs - start_epoch > 1 else run_epoch
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
@@ -144,8 +157,9 @@ def train(
     try:
         for epoch in range(start_epoch, epochs):
             order: Any = orders.take(epoch) if streamed is None else streamed.order(epoch)
+            evaluated = (epoch + 1) % loss_every == 0 or epoch + 1 == epochs
             started = time.perf_counter()
-            params, loss = run_epoch(params, order)
+            params, loss = (run_epoch if evaluated else unevaluated)(params, order)
             value = float(backend.to_numpy(loss))
             elapsed = time.perf_counter() - started
             if not math.isfinite(value):
@@ -158,6 +172,8 @@ def train(
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
             run.w, run.b = host_copy(backend, params)
+            if not evaluated:
+                value = math.nan
             run.losses.append(value)
             run.epoch_times.append(elapsed)
             if on_epoch is not None:
@@ -166,16 +182,19 @@ def train(
         run.interrupted = True
     finally:
         orders.close()
+    if run.losses and math.isnan(run.losses[-1]):  # stopped after an epoch whose loss was not evaluated
+        last = backend.parameters(run.w, run.b, trainable=False)
+        run.losses[-1] = float(backend.to_numpy(mean_loss(backend, objective, last, X, y)))
     return run
 
 
 def _observed_epoch(
-    step: SGDStep, objective: Objective, X: Array, y: Array, layout: BatchLayout, on_step: StepCallback
+    step: SGDStep, loss: LossFn, X: Array, y: Array, layout: BatchLayout, on_step: StepCallback
 ) -> EpochFn:
     bounds = batch_bounds(layout.n_examples, layout.batch_size)
 
     def run_epoch(params: Params, order: np.ndarray) -> tuple[Params, Array]:
         params = run_steps(step, params, X, y, step.backend.asarray(order), bounds, on_step)
-        return params, objective.mean(params, X, y)
+        return params, loss(params, X, y)
 
     return run_epoch

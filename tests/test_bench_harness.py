@@ -3,6 +3,7 @@ are read after synchronising, and the verdicts follow the numbers. Nothing here 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import statistics
@@ -474,3 +475,27 @@ def test_the_out_of_core_section_runs_its_script(capsys: pytest.CaptureFixture[s
     assert "out-of-core: python -m benchmarks.out_of_core" in printed
     assert "read from the page cache" in printed and "memory map, chunks" in printed
     assert results["out-of-core"]["returncode"] == 0 and "scale" not in results
+
+
+def test_the_final_loss_only_context_times_both_fits_of_the_row(
+    plans: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scikit-learn section's context: the row's fit with loss_every=epochs beside its default one,
+    alternated; the speed-up is scikit-learn's time over the first's median."""
+    seen: list[int] = []
+    fit_once = harness.fit_once
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["fit_options"]["loss_every"])
+        return fit_once(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "fit_once", recorded)
+    plan = plans["book"]
+    epochs = plan.fit_kwargs["epochs"]
+    out = harness.final_loss_only(plan, harness.Row("numpy", "analytic"), sklearn_s=0.5, repeats=2)
+    assert out is not None and out["loss_every"] == epochs == 3
+    assert seen == [1, epochs, 1, epochs, epochs, 1]  # a first call of each, then alternated
+    assert out["speedup"] == pytest.approx(0.5 / out["final_loss_only_s"]["median"])
+    assert out["default_s"]["n"] == out["final_loss_only_s"]["n"] == 2 and out["over_default"] > 0
+    one_epoch = dataclasses.replace(plan, fit_kwargs={**plan.fit_kwargs, "epochs": 1})
+    assert harness.final_loss_only(one_epoch, harness.Row("numpy", "analytic"), sklearn_s=0.5) is None

@@ -116,6 +116,10 @@ def register(subparsers: Any) -> None:
     training.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
     training.add_argument("--batch-size", type=int, default=10, help="examples per minibatch (default 10)")
     training.add_argument("--epochs", type=int, default=3, help="passes over the data (default 3)")
+    training.add_argument(
+        "--loss-every", type=int, default=1, metavar="K",
+        help="evaluate the full-data loss after every K-th epoch and the last (default 1: every epoch)",
+    )  # fmt: skip
     training.add_argument("--seed", type=int, default=0, help="seeds the data, the init and the batch order")
     training.add_argument(
         "--loss", default="squared", choices=sorted(LOSSES), help="default squared (½(ŷ−y)²)"
@@ -261,7 +265,10 @@ def run(args: argparse.Namespace) -> int:
                 ) -> None:
                     progress.epoch_done(epoch, loss)
                     if not args.json:
-                        progress.print(f"epoch {epoch}, loss {loss:f}")
+                        shown = (
+                            f"loss {loss:f}" if math.isfinite(loss) else "loss not evaluated (--loss-every)"
+                        )
+                        progress.print(f"epoch {epoch}, {shown}")
 
                 result = _fit_one(args, name, dataset, checkpoint, on_epoch)
             results.append(result)
@@ -338,6 +345,7 @@ def _call_fit(
         lr=args.lr,
         batch_size=args.batch_size,
         epochs=args.epochs,
+        loss_every=args.loss_every,
         seed=args.seed,
         dtype=args.dtype,
         device=args.device,

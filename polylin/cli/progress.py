@@ -10,6 +10,7 @@ count shown is ``epochs done × steps per epoch``.
 
 from __future__ import annotations
 
+import math
 import sys
 from types import TracebackType
 from typing import Any, TextIO
@@ -112,5 +113,5 @@ class EpochProgress:
                 self._task,
                 completed=epoch * self.steps_per_epoch,
                 epoch=epoch,
-                loss=f"{loss:.6g}",
+                loss=f"{loss:.6g}" if math.isfinite(loss) else "not evaluated",
             )

@@ -160,10 +160,12 @@ def fit_once(
     device: str | None = None,
     backend_options: Mapping[str, Any] | None = None,
     caught: list[str] | None = None,
+    fit_options: Mapping[str, Any] | None = None,
 ) -> tuple[Any, float]:
     """One :func:`polylin.fit` of the plan; returns the result and its wall-clock seconds.
 
     Warnings raised by the fit are collected into ``caught`` (as text) instead of printed.
+    ``fit_options`` are further keyword arguments of :func:`polylin.fit` (e.g. ``loss_every``).
     """
     from polylin.api import fit
 
@@ -177,7 +179,7 @@ def fit_once(
             grad=grad,
             device=device,
             backend_options=dict(backend_options or {}),
-            **plan.fit_kwargs,
+            **{**plan.fit_kwargs, **(fit_options or {})},
         )
         wall = time.perf_counter() - started
     if caught is not None:
