@@ -155,3 +155,15 @@ def test_the_array_api_backend_skips_the_loss_pass_the_same_way() -> None:
     assert sparse.w.tobytes() == every.w.tobytes() and sparse.b == every.b
     assert np.isnan(sparse.losses[[0, 2]]).all()
     assert sparse.losses[[1, 3]].tobytes() == every.losses[[1, 3]].tobytes()
+
+
+@pytest.mark.parametrize("backend", backend_params(("torch",)))
+def test_torch_workers_skip_the_loss_the_same_way(backend: str) -> None:
+    """torch's worker processes take the option, and skip the loss's all-reduce with its pass. (JAX's
+    workers are devices of this process, which tests/test_workers.py starts apart: XLA_FLAGS.)"""
+    single = polylin.fit(backend=backend, epochs=4, loss_every=2, dtype="float64")
+    parallel = polylin.fit(backend=backend, epochs=4, loss_every=2, dtype="float64", workers=2)
+    assert parallel.config["workers"] == 2
+    assert np.isnan(parallel.losses[[0, 2]]).all() and np.isfinite(parallel.losses[[1, 3]]).all()
+    np.testing.assert_allclose(parallel.losses[[1, 3]], single.losses[[1, 3]], rtol=1e-10)
+    np.testing.assert_allclose(parallel.w, single.w, rtol=1e-10)

@@ -147,6 +147,9 @@ JAX_SCRIPT = textwrap.dedent(
     one_then_two = polylin.fit(X, y, backend="jax", workers=2, resume=one_half, **full)
     runs = [("one", one), ("two_then_one", two_then_one), ("one_then_two", one_then_two)]
     out["resume"] = {name: {"w": r.w.tolist(), "b": r.b, "losses": r.losses.tolist()} for name, r in runs}
+    # the loss after every second epoch only (fit(loss_every=2)), on 2 devices and on 1
+    sparse = [polylin.fit(X, y, backend="jax", workers=k, loss_every=2, **full) for k in (2, 1)]
+    out["loss_every"] = [{"w": r.w.tolist(), "b": r.b, "losses": r.losses.tolist()} for r in sparse]
     # the step really is split: the compiled epoch all-reduces
     from polylin.backends.jax_sharding import ShardedJaxBackend
     from polylin.batching import BatchLayout
@@ -216,6 +219,16 @@ def test_jax_checkpoints_resume_across_worker_counts(jax_fits: dict[str, Any]) -
             np.append(fits[name]["w"], fits[name]["b"]), np.append(fits["one"]["w"], fits["one"]["b"])
         )
         assert tol.losses_close(fits[name]["losses"], fits["one"]["losses"])
+
+
+@needs_jax
+def test_jax_devices_skip_the_loss_the_same_way(jax_fits: dict[str, Any]) -> None:
+    two, one = (_Fit(record) for record in jax_fits["loss_every"])
+    for fit in (two, one):
+        assert np.isnan(fit.losses[[0, 2]]).all() and np.isfinite(fit.losses[[1, 3]]).all()
+    tol = tolerance_for("float32")
+    assert tol.params_close(np.append(two.w, two.b), np.append(one.w, one.b))
+    assert tol.losses_close(two.losses[[1, 3]], one.losses[[1, 3]])
 
 
 @needs_jax

@@ -144,9 +144,14 @@ class DistributedTorchBackend(TorchBackend):
         Recognises the step by its fields (``objective``, ``gradient``, ``lr``), as
         :func:`polylin.backends.torch_backend._fused_step` does, and runs the same
         arithmetic with one all-reduce of ``d + 1`` numbers between gradient and update.
+        The full-data loss (``loss`` is the objective's mean) is split by rows over the
+        ranks and all-reduced; any other ``loss`` reads no data (the finiteness of an epoch
+        whose loss is not evaluated, a streamed segment's none), and each rank evaluates it
+        alone, after the broadcast, with no collective.
         """
         torch, dist = self._torch, self._dist
         objective, gradient, lr = step.objective, step.gradient, step.lr  # type: ignore[attr-defined]
+        full_data_loss = loss == objective.mean
         rank, k = self.rank, self.world_size
         n, d = int(X.shape[0]), int(X.shape[1])
         plan = []
@@ -173,8 +178,9 @@ class DistributedTorchBackend(TorchBackend):
                 self._all_reduce(buffer, f"step {count} of epoch {epochs_run}")
                 params = self.update(params, (buffer[:d], buffer[d:]), lr / m)
             with torch.no_grad():
-                total = objective.total(params, X[row_lo:row_hi], y[row_lo:row_hi]).reshape(1)
-                self._all_reduce(total, f"the loss after epoch {epochs_run}")
+                if full_data_loss:
+                    total = objective.total(params, X[row_lo:row_hi], y[row_lo:row_hi]).reshape(1)
+                    self._all_reduce(total, f"the loss after epoch {epochs_run}")
                 # Rank 0's parameters, and its word on whether to stop (the launcher's Ctrl-C), in
                 # one broadcast: every rank stops after the same epoch.
                 stop = torch.tensor([float(self._stop_asked())], dtype=buffer.dtype, device=buffer.device)
@@ -183,7 +189,7 @@ class DistributedTorchBackend(TorchBackend):
                 params[0].copy_(flat[:d])
                 params[1].copy_(flat[d : d + 1])
                 _STOP["requested"] = bool(flat[d + 1] > 0)
-            return params, total[0] / n
+                return params, total[0] / n if full_data_loss else loss(params, X, y)
 
         return run_epoch
 
