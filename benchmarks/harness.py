@@ -666,24 +666,17 @@ def final_loss_only(
     if epochs < 2:
         return None
     times: dict[int, list[float]] = {1: [], epochs: []}
+
+    def wall(every: int) -> float:
+        backend, grad, options = row.backend, row.grad, row.backend_options
+        _, seconds = fit_once(plan, backend, grad, backend_options=options, fit_options={"loss_every": every})
+        return seconds
+
     for every in times:  # warm: the epoch without its loss is a program of its own on JAX
-        fit_once(
-            plan,
-            row.backend,
-            row.grad,
-            backend_options=row.backend_options,
-            fit_options={"loss_every": every},
-        )
+        wall(every)
     for k in range(repeats):
         for every in sorted(times, reverse=k % 2 == 1):
-            _, wall = fit_once(
-                plan,
-                row.backend,
-                row.grad,
-                backend_options=row.backend_options,
-                fit_options={"loss_every": every},
-            )
-            times[every].append(wall)
+            times[every].append(wall(every))
     sparse = statistics.median(times[epochs])
     return {
         "row": row.label,
