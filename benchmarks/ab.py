@@ -4,8 +4,10 @@
     python -m benchmarks.ab --base ../old --quick --rounds 2
 
 Each round runs ``python -m benchmarks.run`` once per tree, in a fresh
-process whose ``PYTHONPATH`` puts that tree's ``polylin`` first (A B A B
-...): the benchmark code itself, its hand-written reference loops included,
+process whose ``PYTHONPATH`` puts that tree's ``polylin`` first, and the
+tree that opens a round alternates (A B, B A, A B, ...), so that neither
+tree always runs first, on a machine the other has just warmed or heated:
+the benchmark code itself, its hand-written reference loops included,
 is always this checkout's, so both trees are measured against the same
 references with the same harness. Each row's ratios are the median over the
 rounds; the table sets the two trees side by side with new/old. Only the
@@ -91,11 +93,16 @@ def run_in_tree(
 def alternate(
     trees: Mapping[str, str], module: str, args: Sequence[str], rounds: int, *, stdout_json: bool = False
 ) -> list[tuple[str, dict[str, Any]]]:
-    """``rounds`` runs of ``module`` on each tree, alternated (A B A B ...): ``[(label, result), ...]``."""
+    """``rounds`` runs of ``module`` on each tree: ``[(label, result), ...]`` in the order they ran.
+
+    Round ``k`` runs the trees in the order given when ``k`` is even and in reverse when it is odd
+    (A B, B A, A B, ...), so that an effect of going first (or second) falls on both trees alike.
+    """
     out = []
     with benchmarks_only() as shim:
         for number in range(rounds):
-            for label, tree in trees.items():
+            ordered = list(trees.items())
+            for label, tree in ordered if number % 2 == 0 else reversed(ordered):
                 run_args = list(args)
                 if not stdout_json:
                     run_args += ["--json", str(Path(shim) / f"{label}-{number}.json")]

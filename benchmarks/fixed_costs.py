@@ -9,7 +9,8 @@ float64 data trained in float32), ``warn_if_unstable`` (its first call on a
 data set, and a repeat on the same one, which a tree with a cache answers
 from it), and ``epoch_order`` (one epoch's permutation). With ``--base`` the
 two trees are run in turn, in fresh processes, ``--rounds`` times each
-(A B A B ...), and each figure is the median over the rounds.
+(A B, B A, ...: the tree that opens a round alternates), and each figure is
+the median over the rounds.
 
 This module imports nothing from the benchmarks package, so that it measures
 whichever polylin its ``PYTHONPATH`` points at.
