@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -165,7 +166,7 @@ def fit(
         raise ValueError(
             "Pass resume= (continue the same run) or warm_start= (continue on new data), not both."
         )
-    be = cls(dtype=dtype, device=device, **dict(backend_options or {}))
+    be = cls(dtype=dtype, device=device, **_checked_backend_options(cls, backend_options))
     fresh = resume is None and warm_start is None
     initial = functools.cache(lambda d: initial_parameters(seed, d, init))  # drawn once, used twice
     probe = Probe(lambda d: initial(d)[0]) if fresh else None
@@ -294,6 +295,23 @@ def _checked_options(
             "library; its gradients are derived by hand: use grad='analytic' (the default there)."
         )
     return lr, batch_size, epochs, seed, loss_fn, dtype, str(grad)
+
+
+def _checked_backend_options(cls: Any, options: Any) -> dict[str, Any]:
+    """``options`` as keyword arguments of ``cls``, or an error that names the ones it takes."""
+    checked: dict[str, Any] = dict(options or {})
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return checked  # a constructor that takes anything says for itself what it refuses
+    accepted = [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(checked) - set(accepted))
+    if unknown:
+        takes = f"it takes {accepted}" if accepted else "it takes none"
+        raise ValueError(
+            f"backend_options {unknown} are not options of the {cls.name} backend; {takes} "
+            "(dtype and device are fit's own arguments)."
+        )
+    return checked
 
 
 def _true_weights(true_w: Any, d: int) -> np.ndarray:

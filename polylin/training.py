@@ -28,6 +28,7 @@ import numpy as np
 from polylin.backends.base import Backend, run_steps
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.divergence import locate_divergence
+from polylin.host_loss import host_loss
 from polylin.objective import Objective
 from polylin.randomness import EpochOrders
 from polylin.streaming import mean_loss, streamed_epochs
@@ -133,6 +134,10 @@ def train(
     (1-based) and after the last; the other epochs record NaN and end with
     :meth:`Objective.finiteness` in its place, which reads no data: a divergence
     is then caught from the parameters, or at the next evaluated loss.
+
+    Where the backend has NumPy views of large in-memory data (:mod:`polylin.host_loss`),
+    every epoch ends with the finiteness, and the loss is evaluated here, with NumPy, from
+    the host copy of the parameters, inside the epoch's clock.
     """
     step = sgd_step(backend, objective, grad, lr)
     layout = BatchLayout(int(X.shape[0]), batch_size)
@@ -148,8 +153,12 @@ def train(
             return backend.epoch_runner(step, loss, X, y, layout)
         return _observed_epoch(step, loss, X, y, layout, on_step)
 
-    run_epoch = runner(evaluate=True)
-    unevaluated = runner(evaluate=False) if loss_every > 1 and epochs - start_epoch > 1 else run_epoch
+    on_host = None if streamed is not None else host_loss(backend, objective, X, y)
+    run_epoch = runner(evaluate=on_host is None)
+    if on_host is not None:
+        unevaluated = run_epoch
+    else:
+        unevaluated = runner(evaluate=False) if loss_every > 1 and epochs - start_epoch > 1 else run_epoch
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
@@ -161,6 +170,10 @@ def train(
             started = time.perf_counter()
             params, loss = (run_epoch if evaluated else unevaluated)(params, order)
             value = float(backend.to_numpy(loss))
+            host_params = None
+            if evaluated and on_host is not None and math.isfinite(value):
+                host_params = host_copy(backend, params)
+                value = on_host(*host_params)
             elapsed = time.perf_counter() - started
             if not math.isfinite(value):
                 if streamed is not None:
@@ -171,7 +184,7 @@ def train(
                     )
                 run.divergence = Divergence(epoch=epoch + 1, step=where)
                 break
-            run.w, run.b = host_copy(backend, params)
+            run.w, run.b = host_params or host_copy(backend, params)
             if not evaluated:
                 value = math.nan
             run.losses.append(value)
@@ -183,8 +196,11 @@ def train(
     finally:
         orders.close()
     if run.losses and math.isnan(run.losses[-1]):  # stopped after an epoch whose loss was not evaluated
-        last = backend.parameters(run.w, run.b, trainable=False)
-        run.losses[-1] = float(backend.to_numpy(mean_loss(backend, objective, last, X, y)))
+        if on_host is not None:
+            run.losses[-1] = on_host(run.w, run.b)
+        else:
+            last = backend.parameters(run.w, run.b, trainable=False)
+            run.losses[-1] = float(backend.to_numpy(mean_loss(backend, objective, last, X, y)))
     return run
 
 

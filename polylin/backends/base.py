@@ -1,6 +1,6 @@
 """The backend contract: what the shared training loop needs from an array framework.
 
-A backend is small. Six members are required and four are optional:
+A backend is small. Six members are required and five are optional:
 
 =================================  ========  ==========================================================
 member                             required  what it must guarantee
@@ -20,6 +20,8 @@ member                             required  what it must guarantee
                                              ``loss`` on the full data; the default is the plain loop
 ``device_data(X, y)``              no        the validated host data where the epochs read it; the
                                              default is ``asarray`` of each
+``host_view(array)``               no        the array's memory as a read-only NumPy array, no copy,
+                                             where it is host memory (the loop's NumPy loss)
 ``synchronize(tree)``              no        blocks until ``tree`` is computed (asynchronous engines)
 ``context()``                      no        a context the whole fit runs in (JAX: float64 scope)
 =================================  ========  ==========================================================
@@ -45,6 +47,7 @@ from polylin.batching import BatchLayout, batch_bounds
 from polylin.devices import DeviceSpec
 from polylin.dtypes import SUPPORTED_DTYPES, canonical_dtype
 from polylin.errors import DeviceNotAvailableError
+from polylin.host_loss import HOST_LOSS_MIN_BYTES
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 if TYPE_CHECKING:
@@ -74,6 +77,12 @@ class Backend(ABC):
     name: ClassVar[str]
     #: Whether :meth:`gradient` works (the framework has autodiff).
     has_autodiff: ClassVar[bool] = True
+    #: Whether the loop may evaluate the full-data loss with NumPy, in place, where
+    #: :meth:`host_view` gives a view of the data (:mod:`polylin.host_loss`); a backend that has
+    #: views takes ``host_loss=False`` to keep every loss in its framework.
+    host_loss: bool = True
+    #: From this many bytes of X on (:data:`polylin.host_loss.HOST_LOSS_MIN_BYTES`).
+    host_loss_min_bytes: ClassVar[int] = HOST_LOSS_MIN_BYTES
 
     def __init__(self, dtype: object = "float32", device: object = None) -> None:
         self.dtype = canonical_dtype(dtype)
@@ -202,6 +211,12 @@ class Backend(ABC):
             return params, loss(params, X, y)
 
         return run_epoch
+
+    def host_view(self, array: Array) -> np.ndarray | None:
+        """``array``'s own memory as a read-only NumPy array, with no copy and nothing computed, or
+        ``None`` where there is no such view (the default; data on a GPU, or over several devices).
+        The loop then evaluates the full-data loss there with NumPy (:mod:`polylin.host_loss`)."""
+        return None
 
     def device_data(self, X: np.ndarray, y: np.ndarray) -> tuple[Array, Array]:
         """The validated host ``X`` and ``y`` where the epochs read them: :meth:`asarray` of each.

@@ -40,11 +40,12 @@ class MxnetBackend(Backend):
 
     name = "mxnet"
 
-    def __init__(self, dtype: object = "float32", device: object = None) -> None:
+    def __init__(self, dtype: object = "float32", device: object = None, *, host_loss: bool = True) -> None:
         import mxnet
 
         self._mx = mxnet
         self._nd = mxnet.nd
+        self.host_loss = bool(host_loss)
         super().__init__(dtype, device)
 
     @property
@@ -91,6 +92,19 @@ class MxnetBackend(Backend):
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x.asnumpy())
+
+    def host_view(self, array: Array) -> np.ndarray | None:
+        """A CPU array's buffer through DLPack (``to_dlpack_for_read``, which waits for the array's
+        writers; no copy). MXNet's full-data loss took about 46 ms on 10⁶ × 100 float32, NumPy's
+        7-8 ms."""
+        if not isinstance(array, self._nd.NDArray) or array.context.device_type != "cpu":
+            return None
+        try:
+            view = np.from_dlpack(_DLPackCapsule(array.to_dlpack_for_read()))
+        except (AttributeError, BufferError, RuntimeError, TypeError, self._mx.base.MXNetError):
+            return None
+        view.flags.writeable = False
+        return view
 
     def holds(self, x: Any) -> bool:
         # A legacy NDArray only: MXNet's NumPy-style arrays (mx.np.ndarray, a subclass) go to the
@@ -144,3 +158,16 @@ class MxnetBackend(Backend):
     def synchronize(self, tree: Any) -> None:
         for leaf in tree if isinstance(tree, (tuple, list)) else (tree,):
             leaf.wait_to_read()
+
+
+class _DLPackCapsule:
+    """A DLPack capsule as ``numpy.from_dlpack`` takes it: MXNet 1.9 exports capsules only."""
+
+    def __init__(self, capsule: Any) -> None:
+        self._capsule = capsule
+
+    def __dlpack__(self, stream: Any = None) -> Any:
+        return self._capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU, device 0

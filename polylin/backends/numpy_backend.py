@@ -16,6 +16,7 @@ import numpy as np
 
 from polylin.backends.base import NoAutodiff
 from polylin.backends.namespaces import namespace_with
+from polylin.host_loss import blas_threads
 from polylin.types import Array, Params
 
 
@@ -34,14 +35,6 @@ def _fast_namespace() -> Any:
     import array_api_compat.numpy as compat
 
     return namespace_with(compat, matmul=np.matmul, sum=_sum, take=np.ndarray.take)
-
-
-@functools.cache
-def _blas_threads() -> Any:
-    """One threadpoolctl controller, made once: making one scans the loaded libraries (~0.4 ms)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 class NumpyBackend(NoAutodiff):
@@ -88,5 +81,5 @@ class NumpyBackend(NoAutodiff):
         """
         stack = contextlib.ExitStack()
         stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
-        stack.enter_context(_blas_threads().limit(limits=1, user_api="blas"))
+        stack.enter_context(blas_threads().limit(limits=1, user_api="blas"))
         return stack

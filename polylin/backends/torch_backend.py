@@ -18,6 +18,7 @@ from polylin.backends.base import Backend
 from polylin.backends.namespaces import namespace_with
 from polylin.batching import BatchLayout
 from polylin.devices import DeviceSpec
+from polylin.host_loss import read_only
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 
@@ -104,10 +105,11 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, dtype: object = "float32", device: object = None) -> None:
+    def __init__(self, dtype: object = "float32", device: object = None, *, host_loss: bool = True) -> None:
         import torch
 
         self._torch = torch
+        self.host_loss = bool(host_loss)
         super().__init__(dtype, device)
         self.torch_dtype = getattr(torch, self.dtype)
         self._no_grad = torch.no_grad()  # one reusable context for every update
@@ -154,6 +156,18 @@ class TorchBackend(Backend):
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x.detach().cpu().numpy())
+
+    def host_view(self, array: Array) -> np.ndarray | None:
+        """A CPU tensor's buffer through ``Tensor.numpy`` (no copy). torch's ``X @ w`` on the CPU
+        runs on one thread: 25-26 ms on 10⁶ × 100 float32, where NumPy's BLAS takes 7-8 ms."""
+        torch = self._torch
+        if not isinstance(array, torch.Tensor) or array.device.type != "cpu" or array.requires_grad:
+            return None
+        try:
+            view = array.numpy()
+        except (RuntimeError, TypeError):
+            return None
+        return read_only(view, array.data_ptr())
 
     def holds(self, x: Any) -> bool:
         torch = self._torch

@@ -82,7 +82,7 @@ def stop_requested() -> bool:
 class DistributedTorchBackend(TorchBackend):
     """:class:`TorchBackend` on one rank of a process group; the steps all-reduce their gradients."""
 
-    def __init__(self, dtype: object = "float32", device: object = None) -> None:
+    def __init__(self, dtype: object = "float32", device: object = None, *, host_loss: bool = True) -> None:
         import torch.distributed as dist
 
         from polylin.distributed import STOP_FILE_ENV, worker_timeout
@@ -90,7 +90,7 @@ class DistributedTorchBackend(TorchBackend):
         self._dist = dist
         self.timeout = worker_timeout()
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        super().__init__(dtype, device)
+        super().__init__(dtype, device, host_loss=host_loss)  # no host view: the ranks split the loss
         if not dist.is_initialized():
             dist.init_process_group(
                 backend="nccl" if self.device.type == "cuda" else "gloo",
@@ -211,6 +211,9 @@ class DistributedTorchBackend(TorchBackend):
 
     def holds(self, x: Any) -> bool:
         return False  # every rank checks the same host data (check_same_data)
+
+    def host_view(self, array: Array) -> np.ndarray | None:
+        return None  # the loss is split over the ranks and all-reduced (epoch_runner)
 
     def training_data(self, X: Any, y: Any, probe: Probe | None = None) -> tuple[Any, Any]:
         X_host, y_host = super().training_data(X, y, probe)
