@@ -106,7 +106,9 @@ def fit(
     on_epoch:
         Called as ``on_epoch(epoch, loss, seconds)`` after each epoch.
     backend_options:
-        Extra keyword arguments for the backend (e.g. ``{"fused_epoch": False}`` on JAX).
+        Extra keyword arguments for the backend: ``{"fused_epoch": False}`` on JAX,
+        ``{"host_loss": False}`` on torch and MXNet (keep the full-data loss in the framework,
+        see ``docs/backends.md``). A key the backend does not take is refused with the ones it does.
     resume:
         A :class:`FitResult`, or the path of one saved with :meth:`FitResult.save`, to
         continue: training resumes after its last completed epoch and runs until
