@@ -18,6 +18,7 @@ from polylin.data import BOOK_N, BOOK_NOISE, BOOK_TRUE_B, BOOK_TRUE_W, synthetic
 from polylin.distributed import launch_torch_workers, plan_workers
 from polylin.dtypes import canonical_dtype
 from polylin.errors import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
+from polylin.host_loss import on_numpy
 from polylin.losses import Loss, get_loss
 from polylin.objective import Objective
 from polylin.randomness import INIT_SCHEMES, initial_parameters
@@ -257,7 +258,7 @@ def _initial_loss(
     dtype = be.np_dtype
     on_host_arrays = isinstance(X_host, np.ndarray) and isinstance(y_host, np.ndarray)
     if on_host_arrays and X_host.dtype == dtype and y_host.dtype == dtype:
-        on_host = _host_objective(objective.loss, objective.fit_intercept)
+        on_host = on_numpy(objective)
         b = b0.astype(dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             if fitted is not None and fitted.shape == y_host.shape:
@@ -265,14 +266,6 @@ def _initial_loss(
             return float(on_host.mean((w0.astype(dtype), b), X_host, y_host))
     params = be.parameters(w0, b0, trainable=False)
     return float(be.to_numpy(streaming.mean_loss(be, objective, params, X_dev, y_dev)))
-
-
-@functools.lru_cache(maxsize=16)
-def _host_objective(loss: Loss, fit_intercept: bool) -> Objective:
-    """The objective on NumPy (array-api-compat's namespace), for the loss before training."""
-    import array_api_compat.numpy as host_xp
-
-    return Objective(host_xp, loss, fit_intercept=fit_intercept)
 
 
 def _checked_options(

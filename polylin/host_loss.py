@@ -49,7 +49,7 @@ def host_loss(backend: Any, objective: Objective, X: Any, y: Any) -> HostLoss | 
     """``objective.mean`` evaluated by NumPy on ``backend``'s in-place views of ``X`` and ``y``;
     ``None`` where the backend's ``host_loss`` setting is off, ``X`` is smaller than its
     ``host_loss_min_bytes``, or it has no view of them (another device, data spread over devices)."""
-    if not getattr(backend, "host_loss", False):
+    if not backend.host_loss:
         return None
     X_host = backend.host_view(X)
     if X_host is None or X_host.nbytes < backend.host_loss_min_bytes:
@@ -57,7 +57,7 @@ def host_loss(backend: Any, objective: Objective, X: Any, y: Any) -> HostLoss | 
     y_host = backend.host_view(y)
     if y_host is None:
         return None
-    on_host = _on_numpy(objective)
+    on_host = on_numpy(objective)
     dtype = backend.np_dtype
     # One thread: OpenBLAS's worker threads spin for a while after a product, and on every core
     # they slowed torch's next epoch by more than the loss gained (whole fit 1.05× against 0.86×).
@@ -79,7 +79,10 @@ def blas_threads() -> Any:
     return ThreadpoolController()
 
 
-def _on_numpy(objective: Objective) -> Objective:
+@functools.lru_cache(maxsize=16)
+def on_numpy(objective: Objective) -> Objective:
+    """``objective`` on NumPy (array-api-compat's namespace): the same loss, the same intercept.
+    The fit's loss before training uses it too."""
     import array_api_compat.numpy as host_xp
 
     return dataclasses.replace(objective, xp=host_xp)

@@ -154,11 +154,9 @@ def train(
         return _observed_epoch(step, loss, X, y, layout, on_step)
 
     on_host = None if streamed is not None else host_loss(backend, objective, X, y)
-    run_epoch = runner(evaluate=on_host is None)
-    if on_host is not None:
-        unevaluated = run_epoch
-    else:
-        unevaluated = runner(evaluate=False) if loss_every > 1 and epochs - start_epoch > 1 else run_epoch
+    run_epoch = runner(evaluate=on_host is None)  # with a host loss, every epoch ends with the finiteness
+    skips_losses = on_host is None and loss_every > 1 and epochs - start_epoch > 1
+    unevaluated = runner(evaluate=False) if skips_losses else run_epoch
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
