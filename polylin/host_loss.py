@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -49,13 +50,12 @@ def host_loss(backend: Any, objective: Objective, X: Any, y: Any) -> HostLoss | 
     """``objective.mean`` evaluated by NumPy on ``backend``'s in-place views of ``X`` and ``y``;
     ``None`` where the backend's ``host_loss`` setting is off, ``X`` is smaller than its
     ``host_loss_min_bytes``, or it has no view of them (another device, data spread over devices)."""
-    if not backend.host_loss:
+    # X is in the fit's dtype: its size needs no view (an MXNet view waits for the array's writers).
+    size = math.prod(int(n) for n in X.shape) * backend.np_dtype.itemsize
+    if not backend.host_loss or size < backend.host_loss_min_bytes:
         return None
-    X_host = backend.host_view(X)
-    if X_host is None or X_host.nbytes < backend.host_loss_min_bytes:
-        return None
-    y_host = backend.host_view(y)
-    if y_host is None:
+    X_host, y_host = backend.host_view(X), backend.host_view(y)
+    if X_host is None or y_host is None:
         return None
     on_host = on_numpy(objective)
     dtype = backend.np_dtype
