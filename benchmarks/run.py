@@ -337,7 +337,8 @@ def out_of_reach_lines(results: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"  {r['workload']} {r['row']}: drawing {extra['orders_on_path']} epoch order(s) takes "
             f"{_ms(extra['orders_s'])} and one read of X {_ms(extra['read_s'])}, against "
-            f"{_ms(ref)} of reference epochs: no fit can be under {_ratio(r['least_whole_ratio'])}x"
+            f"{_ms(ref)} of reference epochs: no fit whose epochs cost the reference's, with these "
+            f"in turn, can be under {_ratio(r['least_whole_ratio'])}x"
         )
     return lines
 
@@ -390,8 +391,9 @@ def print_rows(results: dict[str, Any]) -> None:
         print(
             f"\nleast possible: 1 + (the orders a fit must draw inside its clock, which the reference draws "
             f"outside its own, + one read of X to check its values) / reference epochs, measured in the same "
-            f"run. Where it is above {WHOLE_FIT_TARGET:.2f}, the whole-fit target is out of reach on this "
-            f"machine (the verdict stays FAIL):"
+            f"run: the least whole fit whose epochs cost the reference's, with nothing beside them. "
+            f"Where it is above {WHOLE_FIT_TARGET:.2f}, the whole-fit target is out of reach on this machine "
+            f"(the verdict stays FAIL):"
         )
         print("\n".join(beyond))
     if any("parts" in r or "cold" in r for r in results["rows"]):
@@ -491,8 +493,8 @@ def run_sklearn(run: WorkloadRun, args: argparse.Namespace, results: dict[str, A
         print(
             f"  (physical limit: {workload.epochs} shuffled gather passes, {workload.epochs} permutations of "
             f"{seconds(bound['permutation_s'])} and {workload.epochs + 1} streaming loss passes take at "
-            f"least {seconds(bound['with_epoch_losses_s'])}, so no loop that reports the full-data loss "
-            f"after each epoch, as the book does, can be more than "
+            f"least {seconds(bound['with_epoch_losses_s'])} one after another, so no loop that runs them "
+            f"in turn and reports the full-data loss after each epoch, as the book does, can be more than "
             f"{bound['max_speedup_with_epoch_losses']:.1f}x faster than scikit-learn here; with the final "
             f"loss alone, {bound['max_speedup_final_loss_only']:.1f}x)"
         )

@@ -105,11 +105,15 @@ def fit(
     true_w, true_b:
         The generating parameters of your own data, if known, for the error report.
     on_epoch:
-        Called as ``on_epoch(epoch, loss, seconds)`` after each epoch.
+        Called as ``on_epoch(epoch, loss, seconds)`` after each epoch. Where the loss of large data
+        runs beside the next epoch (see ``backend_options``), it is called once that epoch's steps
+        are done, with the same values.
     backend_options:
-        Extra keyword arguments for the backend: ``{"fused_epoch": False}`` on JAX,
-        ``{"host_loss": False}`` on torch and MXNet (keep the full-data loss in the framework,
-        see ``docs/backends.md``). A key the backend does not take is refused with the ones it does.
+        Extra keyword arguments for the backend: ``{"fused_epoch": False}`` on JAX, or
+        ``{"host_loss": False}`` on NumPy, JAX, torch and MXNet, which keeps the full-data loss of
+        large data on a CPU in the framework; by default NumPy evaluates it in place, beside the
+        next epoch where a core is free (``docs/backends.md``). A key the backend does not take is
+        refused with the ones it does.
     resume:
         A :class:`FitResult`, or the path of one saved with :meth:`FitResult.save`, to
         continue: training resumes after its last completed epoch and runs until

@@ -174,7 +174,7 @@ class SGDLinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         hand-derived gradient.
     backend_options : dict or None, default=None
         Extra keyword arguments for the backend (e.g. ``{"fused_epoch": False}``
-        on JAX, ``{"host_loss": False}`` on torch and MXNet, ``{"block_bytes": 2**24}``
+        on JAX, ``{"host_loss": False}`` on NumPy, JAX, torch and MXNet, ``{"block_bytes": 2**24}``
         on the array-api backend).
 
     Attributes

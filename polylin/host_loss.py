@@ -1,26 +1,39 @@
 """The full-data loss of a fit on a CPU, evaluated by NumPy in the memory the framework trains on.
 
 The loss after each epoch, ``mean(l(X w + b − y))``, is one matrix-vector
-product over all of ``X``. On a CPU some frameworks' products are much slower
-than NumPy's: on 10⁶ × 100 float32 (2 cores) ``X @ w`` took 25-26 ms in torch
-(one thread, whatever ``torch.set_num_threads`` says) and MXNet's whole loss
-about 46 ms, where NumPy's BLAS takes 14 ms on one thread. Where a backend's
-arrays live in host memory that NumPy can read in place (:meth:`Backend.host_view
-<polylin.backends.base.Backend.host_view>`: torch's CPU tensors through
-``Tensor.numpy``, MXNet's CPU arrays through DLPack, never a copy), and ``X``
-is large enough for the product to dominate, the training loop ends each epoch
-with the parameters' finiteness (as for an epoch whose loss is not evaluated)
-and evaluates the loss itself: the same :class:`~polylin.objective.Objective`
-code on NumPy's namespace, from the parameters it copies to the host after
-every epoch anyway, in the fit's dtype, on one BLAS thread. The parameters are
-the same bit for bit; the losses agree to the rounding of another summation
-order.
+product over all of ``X``. Where a backend's arrays live in host memory that
+NumPy can read in place (:meth:`Backend.host_view
+<polylin.backends.base.Backend.host_view>`: NumPy's own arrays, JAX's CPU
+buffers, torch's CPU tensors through ``Tensor.numpy``, MXNet's CPU arrays
+through DLPack, never a copy), and ``X`` is large enough for the product to
+dominate, the training loop ends each epoch with the parameters' finiteness (as
+for an epoch whose loss is not evaluated) and evaluates the loss itself: the
+same :class:`~polylin.objective.Objective` code on NumPy's namespace, from the
+parameters it copies to the host after every epoch anyway, in the fit's dtype,
+on one BLAS thread. The parameters are the same bit for bit; the losses agree
+to the rounding of another summation order.
 
-JAX has no view here: XLA's CPU product takes about 13 ms, as fast as NumPy's
-on one thread, and NumPy's on every core (7-8 ms) did not make JAX fits
-faster, since OpenBLAS's worker threads spin for a while after each product
-and kept both cores busy (process CPU time / wall time 1.99 against 1.58)
-beside the next compiled epoch (``docs/reports.md``).
+Two things make that faster than the framework's own loss:
+
+* **Beside the next epoch** (NumPy and JAX, :attr:`Backend.overlaps_host_loss
+  <polylin.backends.base.Backend.overlaps_host_loss>`). The loss after epoch
+  ``e`` and the steps of epoch ``e + 1`` both start from the parameters after
+  ``e``, so neither waits for the other: the loss runs on the loop's host worker
+  (:class:`~polylin.host_worker.HostWorker`) while the loop runs the next epoch,
+  and the loop reads it when that epoch's steps are done; ``on_epoch`` then
+  hears of epoch ``e`` after the steps of ``e + 1``. NumPy's steps run on one
+  BLAS thread and XLA's compiled scan on about one core, so the other core is
+  free for it. Whole fits of 10⁶ × 100 float32 (2 cores, 3 epochs) took 0.865
+  (JAX) and 0.906 (NumPy) times as long as with the same loss in line (8 of 8
+  alternated pairs each). Their threshold is :data:`BESIDE_MIN_BYTES`: their
+  own loss is NumPy's, or as fast, so in line it would gain nothing.
+* **A faster product, in line** (torch and MXNet, from
+  :data:`HOST_LOSS_MIN_BYTES`). torch's ``X @ w`` on a CPU runs on one thread
+  whatever ``torch.set_num_threads`` says (25-26 ms on 10⁶ × 100 float32) and
+  MXNet's whole loss took about 46 ms, where NumPy's BLAS takes 14 ms on one
+  thread. torch's epochs keep both cores busy, and beside MXNet's engine threads
+  whole fits took 1.03 times as long as in line, so their loss runs between
+  epochs.
 """
 
 from __future__ import annotations
@@ -41,6 +54,14 @@ from polylin.objective import Objective
 #: steps cost more than the loss, and 1.04-1.05 on torch at 0.4-3.8 MiB, where NumPy's calls and
 #: the thread limit cost more than the product saves.
 HOST_LOSS_MIN_BYTES = 16 << 20
+#: From this many bytes of ``X`` on, the loss runs beside the next epoch on NumPy's and JAX's
+#: backends, whose gain is only there (their own loss is NumPy's, or as fast). Whole 3-epoch fits
+#: (batch 1024, 8-12 alternated pairs, 2 cores), NumPy's loss beside over the framework's in line:
+#: JAX 0.93-0.96 at 76 MiB (10⁶ × 20, 4·10⁵ × 50), 0.82-0.87 from 229 MiB up, 0.92 and 1.00 at
+#: 69-95 MiB of 100 features, 0.99 at 153 MiB (4·10⁵ × 100), but 1.02-1.09 at 38 MiB and
+#: 1.11-1.16 at 17 MiB of 100 features; NumPy 0.93-0.97 at 69-76 MiB of 20 features, 0.91 from
+#: 153 MiB up, 0.97-1.04 at 69-95 MiB of 100 features and 1.06-1.08 at 17 MiB.
+BESIDE_MIN_BYTES = 64 << 20
 
 #: ``(w, b) -> loss`` on host arrays.
 HostLoss = Callable[[np.ndarray, np.ndarray], float]

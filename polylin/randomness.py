@@ -115,15 +115,20 @@ class EpochOrders:
     With at least :data:`PREFETCH_MIN_EXAMPLES` examples, taking epoch ``e``'s
     order starts drawing epoch ``e+1``'s on a background thread, where it
     overlaps the epoch (NumPy's shuffle and the frameworks' kernels release
-    the GIL), unless ``prefetch`` is off (the backend's ``overlaps_host_work``).
-    The orders are the same either way. :meth:`close` abandons a
-    draw still running when training stops.
+    the GIL), unless ``prefetch`` is off (the backend's ``overlaps_host_work``):
+    on ``worker`` (:class:`~polylin.host_worker.HostWorker`, shared with the
+    loop's other host work, which its owner closes), else on a thread of its
+    own. The orders are the same either way. :meth:`close` abandons a draw
+    still running when training stops.
     """
 
-    def __init__(self, seed: int, n: int, shuffle: bool, stop: int, *, prefetch: bool = True) -> None:
+    def __init__(
+        self, seed: int, n: int, shuffle: bool, stop: int, *, prefetch: bool = True, worker: Any = None
+    ) -> None:
         self.seed, self.n, self.shuffle, self.stop = seed, n, shuffle, stop
         self._prefetch = prefetch and shuffle and n >= PREFETCH_MIN_EXAMPLES
-        self._pool: Any = None
+        self._own_worker = worker is None
+        self._worker = worker
         self._pending: tuple[int, Any] | None = None
 
     def take(self, epoch: int) -> np.ndarray:
@@ -133,14 +138,14 @@ class EpochOrders:
         if order is None:
             order = epoch_order(self.seed, epoch, self.n, self.shuffle)
         if self._prefetch and epoch + 1 < self.stop:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+            if self._worker is None:
+                from polylin.host_worker import HostWorker
 
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polylin-orders")
-            future = self._pool.submit(epoch_order, self.seed, epoch + 1, self.n, self.shuffle)
+                self._worker = HostWorker()
+            future = self._worker.submit(epoch_order, self.seed, epoch + 1, self.n, self.shuffle)
             self._pending = (epoch + 1, future)
         return order
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_worker and self._worker is not None:
+            self._worker.close()

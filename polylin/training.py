@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from polylin.backends.base import Backend, run_steps
 from polylin.batching import BatchLayout, batch_bounds
 from polylin.divergence import locate_divergence
 from polylin.host_loss import host_loss
+from polylin.host_worker import HostWorker
 from polylin.objective import Objective
 from polylin.randomness import EpochOrders
 from polylin.streaming import mean_loss, streamed_epochs
@@ -137,7 +139,10 @@ def train(
 
     Where the backend has NumPy views of large in-memory data (:mod:`polylin.host_loss`),
     every epoch ends with the finiteness, and the loss is evaluated here, with NumPy, from
-    the host copy of the parameters, inside the epoch's clock.
+    the host copy of the parameters. Where the backend's epochs leave a core free, it runs
+    on a worker thread beside the next epoch's steps, and the epoch is recorded (and
+    ``on_epoch`` called) after them; its clock then counts only the wait for its loss, if
+    any. Elsewhere it runs in line, inside the epoch's clock.
     """
     step = sgd_step(backend, objective, grad, lr)
     layout = BatchLayout(int(X.shape[0]), batch_size)
@@ -157,49 +162,98 @@ def train(
     run_epoch = runner(evaluate=on_host is None)  # with a host loss, every epoch ends with the finiteness
     skips_losses = on_host is None and loss_every > 1 and epochs - start_epoch > 1
     unevaluated = runner(evaluate=False) if skips_losses else run_epoch
+    # Where the backend's epochs leave a core free, the next order is drawn and each host loss is
+    # evaluated beside the next epoch, in turn on one thread (polylin.host_worker).
+    worker = HostWorker()
+    beside = on_host is not None and backend.overlaps_host_loss
 
     run = TrainingRun(w=np.array(w0, copy=True), b=np.array(b0, copy=True))
     params = backend.parameters(run.w, run.b, trainable=grad == "autodiff")
-    orders = EpochOrders(seed, layout.n_examples, shuffle, stop=epochs, prefetch=backend.overlaps_host_work)
-    try:
-        for epoch in range(start_epoch, epochs):
-            order: Any = orders.take(epoch) if streamed is None else streamed.order(epoch)
-            evaluated = (epoch + 1) % loss_every == 0 or epoch + 1 == epochs
+    orders = EpochOrders(
+        seed, layout.n_examples, shuffle, stop=epochs, prefetch=backend.overlaps_host_work, worker=worker
+    )
+
+    def record(done: _Epoch) -> bool:
+        """Add a finished epoch to ``run`` (its loss read now), or stop at its divergence: ``False``."""
+        value, seconds = done.value, done.seconds
+        if done.loss is not None:  # the host loss: its wait (or, in line, its evaluation) is the epoch's
             started = time.perf_counter()
-            params, loss = (run_epoch if evaluated else unevaluated)(params, order)
-            value = float(backend.to_numpy(loss))
-            host_params = None
-            if evaluated and on_host is not None and math.isfinite(value):
-                host_params = host_copy(backend, params)
-                value = on_host(*host_params)
-            elapsed = time.perf_counter() - started
-            if not math.isfinite(value):
-                if streamed is not None:
-                    where = streamed.diverged_step
-                else:
-                    where = locate_divergence(
-                        backend, step, grad, objective, X, y, (run.w, run.b), order, layout
-                    )
-                run.divergence = Divergence(epoch=epoch + 1, step=where)
-                break
-            run.w, run.b = host_params or host_copy(backend, params)
-            if not evaluated:
-                value = math.nan
-            run.losses.append(value)
-            run.epoch_times.append(elapsed)
-            if on_epoch is not None:
-                on_epoch(epoch + 1, value, elapsed)
+            value = done.loss()
+            seconds += time.perf_counter() - started
+        if not math.isfinite(value):
+            if streamed is not None:
+                where = streamed.diverged_step
+            else:
+                where = locate_divergence(
+                    backend, step, grad, objective, X, y, (run.w, run.b), done.order, layout
+                )
+            run.divergence = Divergence(epoch=done.epoch + 1, step=where)
+            return False
+        assert done.params is not None  # a finite epoch's parameters were copied
+        run.w, run.b = done.params
+        value = value if done.evaluated else math.nan
+        run.losses.append(value)
+        run.epoch_times.append(seconds)
+        if on_epoch is not None:
+            on_epoch(done.epoch + 1, value, seconds)
+        return True
+
+    pending: _Epoch | None = None  # an epoch whose loss is being evaluated beside the next one
+    try:
+        try:
+            for epoch in range(start_epoch, epochs):
+                order: Any = orders.take(epoch) if streamed is None else streamed.order(epoch)
+                evaluated = (epoch + 1) % loss_every == 0 or epoch + 1 == epochs
+                started = time.perf_counter()
+                params, loss = (run_epoch if evaluated else unevaluated)(params, order)
+                value = float(backend.to_numpy(loss))
+                done = _Epoch(epoch, order, evaluated, value, time.perf_counter() - started)
+                if math.isfinite(value):
+                    done.params = host_copy(backend, params)
+                    if evaluated and on_host is not None:  # from the copy, which is then the epoch's
+                        w, b = done.params
+                        done.loss = worker.submit(on_host, w, b).result if beside else partial(on_host, w, b)
+                        done.seconds = time.perf_counter() - started
+                previous, pending = pending, None
+                if previous is not None and not record(previous):
+                    break  # the epoch before this one diverged: this one never was
+                if beside and done.loss is not None:
+                    pending = done  # recorded after the next epoch's steps, or after the loop
+                elif not record(done):
+                    break
+        except KeyboardInterrupt:
+            run.interrupted = True
+        if pending is not None:  # the last epoch, or the one before the epoch a Ctrl-C stopped
+            last, pending = pending, None
+            record(last)
     except KeyboardInterrupt:
         run.interrupted = True
     finally:
         orders.close()
+        worker.close()
     if run.losses and math.isnan(run.losses[-1]):  # stopped after an epoch whose loss was not evaluated
         if on_host is not None:
             run.losses[-1] = on_host(run.w, run.b)
         else:
-            last = backend.parameters(run.w, run.b, trainable=False)
-            run.losses[-1] = float(backend.to_numpy(mean_loss(backend, objective, last, X, y)))
+            last_params = backend.parameters(run.w, run.b, trainable=False)
+            run.losses[-1] = float(backend.to_numpy(mean_loss(backend, objective, last_params, X, y)))
     return run
+
+
+@dataclass
+class _Epoch:
+    """An epoch whose steps are done, waiting to be recorded: its 0-based number and order, whether
+    its loss is evaluated, the value it ended with (its loss, or its parameters' finiteness), its
+    seconds so far, and, where that value is finite, a host copy of its parameters and its host
+    loss, still to be read."""
+
+    epoch: int
+    order: Any
+    evaluated: bool
+    value: float
+    seconds: float
+    params: tuple[np.ndarray, np.ndarray] | None = None
+    loss: Callable[[], float] | None = None
 
 
 def _observed_epoch(

@@ -45,10 +45,10 @@ def test_bad_option_is_one_line_on_stderr() -> None:
 
 
 def test_a_backend_option_the_backend_does_not_take_is_one_line_naming_it() -> None:
-    done = polylin_cli("fit", "--backend", "numpy", "--backend-option", "host_loss=false")
+    done = polylin_cli("fit", "--backend", "numpy", "--backend-option", "fused_epoch=false")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0
-    assert "backend_options ['host_loss'] are not options of the numpy backend" in done.stderr
+    assert "backend_options ['fused_epoch'] are not options of the numpy backend" in done.stderr
 
 
 def test_backends_lists_every_backend() -> None:

@@ -246,7 +246,7 @@ def test_prefetched_orders_are_the_orders_drawn_in_turn(
         np.testing.assert_array_equal(order, draw(3, epoch, 60, shuffle))
     if shuffle:  # the first on the caller's thread, the next two prefetched; none past the last epoch
         assert threads[0] == threading.current_thread().name
-        assert len(threads) == 3 and all(name.startswith("polylin-orders") for name in threads[1:])
+        assert len(threads) == 3 and all(name.startswith("polylin-host") for name in threads[1:])
     else:  # an unshuffled order is an arange: nothing to prefetch
         assert threads == [threading.current_thread().name] * 3
 
@@ -283,5 +283,5 @@ def test_orders_are_prefetched_only_where_a_core_is_free(
     monkeypatch.setattr(polylin.randomness, "PREFETCH_MIN_EXAMPLES", 50)
     rng = np.random.default_rng(6)
     polylin.fit(rng.normal(size=(60, 2)), rng.normal(size=60), backend=backend, epochs=3, batch_size=9)
-    prefetched = [name for name in drawn_on if name.startswith("polylin-orders")]
+    prefetched = [name for name in drawn_on if name.startswith("polylin-host")]
     assert len(drawn_on) == 3 and len(prefetched) == (2 if be.overlaps_host_work else 0)

@@ -162,6 +162,9 @@ JAX_SCRIPT = textwrap.dedent(
     params = be.parameters(np.zeros(2), np.zeros(1), trainable=True)
     hlo = epoch.lower(params, be.asarray(X), be.asarray(y), be.asarray(np.arange(%(n)d))).compile().as_text()
     out["all_reduces"] = hlo.count("all-reduce(")
+    # data over the mesh has no host view: its loss stays split by rows in XLA (polylin.host_loss)
+    X_dev, _ = be.device_data(X, y)
+    out["host_views"] = [be.host_view(X_dev) is None, be.host_view(be.asarray(X)) is None]
     print(json.dumps(out))
     """
 )
@@ -208,6 +211,11 @@ def test_jax_k_devices_equal_one(jax_fits: dict[str, Any], k: int, dtype: str, g
 def test_jax_sets_the_host_device_flag_and_really_shards(jax_fits: dict[str, Any]) -> None:
     assert "--xla_force_host_platform_device_count=4" in jax_fits["xla_flags"]
     assert jax_fits["all_reduces"] >= 2  # the step's gradient and the full-data loss
+
+
+@needs_jax
+def test_jax_data_over_devices_has_no_host_view(jax_fits: dict[str, Any]) -> None:
+    assert jax_fits["host_views"] == [True, True]
 
 
 @needs_jax

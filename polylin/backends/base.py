@@ -21,16 +21,17 @@ member                             required  what it must guarantee
 ``device_data(X, y)``              no        the validated host data where the epochs read it; the
                                              default is ``asarray`` of each
 ``host_view(array)``               no        the array's memory as a read-only NumPy array, no copy,
-                                             where it is host memory (the loop's NumPy loss)
+                                             where it is host memory (the loop's NumPy loss, beside
+                                             the next epoch where ``overlaps_host_loss``)
 ``synchronize(tree)``              no        blocks until ``tree`` is computed (asynchronous engines)
 ``context()``                      no        a context the whole fit runs in (JAX: float64 scope)
 =================================  ========  ==========================================================
 
 Besides these, a backend describes itself: ``name``, ``version``,
-``device_name``, ``has_autodiff`` and ``overlaps_host_work``. Every speed trick lives inside the
-backend that needs it, in its namespace (a faster ``take``) or in its own
-:meth:`Backend.epoch_runner` (JAX compiles a whole epoch into one
-``lax.scan``); the loop and the objective never ask for one.
+``device_name``, ``has_autodiff``, ``overlaps_host_work`` and ``overlaps_host_loss``. Every
+speed trick lives inside the backend that needs it, in its namespace (a faster ``take``) or in
+its own :meth:`Backend.epoch_runner` (JAX compiles a whole epoch into one ``lax.scan``); the
+loop and the objective never ask for one.
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ class Backend(ABC):
         """Whether host work (drawing the next epoch's order) can run beside an epoch without
         slowing it; ``False`` where the framework's kernels keep every CPU core busy."""
         return True
+
+    @property
+    def overlaps_host_loss(self) -> bool:
+        """Whether the loop's NumPy loss of an epoch (:mod:`polylin.host_loss`, a pass over ``X`` on
+        one core) runs beside the next epoch, rather than in line after it: where host work can run
+        beside an epoch (:attr:`overlaps_host_work`), unless the backend says otherwise."""
+        return self.overlaps_host_work
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, self.version, self.device_name, self.dtype)

@@ -104,10 +104,16 @@ class ShardedJaxBackend(JaxBackend):
         return False  # data goes through asarray, which lays it out over the mesh
 
     def __init__(
-        self, dtype: object = "float32", device: object = None, *, workers: int = 2, fused_epoch: bool = True
+        self,
+        dtype: object = "float32",
+        device: object = None,
+        *,
+        workers: int = 2,
+        fused_epoch: bool = True,
+        host_loss: bool = True,
     ) -> None:
         self.workers = int(workers)
-        super().__init__(dtype, device, fused_epoch=fused_epoch)
+        super().__init__(dtype, device, fused_epoch=fused_epoch, host_loss=host_loss)
         sharding: Any = self._jax.sharding
         Mesh, NamedSharding, PartitionSpec = sharding.Mesh, sharding.NamedSharding, sharding.PartitionSpec
         self.mesh = Mesh(np.array(self.devices), (AXIS,))

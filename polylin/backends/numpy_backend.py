@@ -16,7 +16,7 @@ import numpy as np
 
 from polylin.backends.base import NoAutodiff
 from polylin.backends.namespaces import namespace_with
-from polylin.host_loss import blas_threads
+from polylin.host_loss import BESIDE_MIN_BYTES, blas_threads, read_only
 from polylin.types import Array, Params
 
 
@@ -41,6 +41,12 @@ class NumpyBackend(NoAutodiff):
     """Hand-derived gradients on NumPy arrays, updated in place."""
 
     name = "numpy"
+    #: Its loss is NumPy's anyway: the host loss gains only beside the next epoch, on large data.
+    host_loss_min_bytes = BESIDE_MIN_BYTES
+
+    def __init__(self, dtype: object = "float32", device: object = None, *, host_loss: bool = True) -> None:
+        self.host_loss = bool(host_loss)
+        super().__init__(dtype, device)
 
     @property
     def version(self) -> str:
@@ -60,6 +66,13 @@ class NumpyBackend(NoAutodiff):
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x)
+
+    def host_view(self, array: Array) -> np.ndarray | None:
+        """The array itself, read-only: the loop's NumPy loss is this backend's own, and it runs
+        beside the next epoch's steps (:mod:`polylin.host_loss`)."""
+        if not isinstance(array, np.ndarray):
+            return None
+        return read_only(array.view(), array.__array_interface__["data"][0])
 
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         # Always fresh copies: the update writes into them.
