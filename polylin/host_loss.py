@@ -109,6 +109,13 @@ def on_numpy(objective: Objective) -> Objective:
     return dataclasses.replace(objective, xp=host_xp)
 
 
+def numpy_view(array: Any) -> np.ndarray | None:
+    """A read-only view of a NumPy array (its caller's flags untouched); ``None`` for anything else."""
+    if not isinstance(array, np.ndarray):
+        return None
+    return read_only(array.view(), array.__array_interface__["data"][0])
+
+
 def read_only(view: np.ndarray, pointer: int) -> np.ndarray | None:
     """``view`` marked read-only, if it starts at ``pointer`` (the framework's buffer); else ``None``:
     a view that is not the framework's memory would not be the data trained on."""

@@ -14,9 +14,12 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from polylin.host_worker import HostWorker
 
 _DATA_STREAM = 0
 _INIT_STREAM = 1
@@ -123,12 +126,19 @@ class EpochOrders:
     """
 
     def __init__(
-        self, seed: int, n: int, shuffle: bool, stop: int, *, prefetch: bool = True, worker: Any = None
+        self,
+        seed: int,
+        n: int,
+        shuffle: bool,
+        stop: int,
+        *,
+        prefetch: bool = True,
+        worker: HostWorker | None = None,
     ) -> None:
         self.seed, self.n, self.shuffle, self.stop = seed, n, shuffle, stop
         self._prefetch = prefetch and shuffle and n >= PREFETCH_MIN_EXAMPLES
         self._own_worker = worker is None
-        self._worker = worker
+        self._worker: HostWorker | None = worker
         self._pending: tuple[int, Any] | None = None
 
     def take(self, epoch: int) -> np.ndarray:

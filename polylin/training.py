@@ -21,7 +21,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -212,7 +211,10 @@ def train(
                     done.params = host_copy(backend, params)
                     if evaluated and on_host is not None:  # from the copy, which is then the epoch's
                         w, b = done.params
-                        done.loss = worker.submit(on_host, w, b).result if beside else partial(on_host, w, b)
+                        if beside:
+                            done.loss = worker.submit(on_host, w, b).result
+                        else:
+                            done.loss = functools.partial(on_host, w, b)
                         done.seconds = time.perf_counter() - started
                 previous, pending = pending, None
                 if previous is not None and not record(previous):

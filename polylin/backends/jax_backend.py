@@ -26,7 +26,7 @@ from polylin.backends.jax_transfer import MIN_STAGED_BYTES, host_for_device, sta
 from polylin.backends.namespaces import namespace_with
 from polylin.batching import BatchLayout
 from polylin.devices import DeviceSpec
-from polylin.host_loss import BESIDE_MIN_BYTES, read_only
+from polylin.host_loss import BESIDE_MIN_BYTES, numpy_view, read_only
 from polylin.types import Array, EpochFn, LossFn, Params, StepFn, TreeFn
 
 #: Compiled gradients and epochs, least recently used dropped beyond :data:`CACHE_SIZE`. jit
@@ -190,7 +190,7 @@ class JaxBackend(Backend):
         compiled epoch, as it is). XLA's product over 10⁶ × 100 float32 takes 13-15 ms, NumPy's on
         one thread 11-14 ms: the gain is that it runs beside the next epoch (:mod:`polylin.host_loss`)."""
         if isinstance(array, np.ndarray):
-            return read_only(array.view(), array.__array_interface__["data"][0])
+            return numpy_view(array)
         jax = self._jax
         on_this_cpu = isinstance(array, jax.Array) and array.devices() == {self.device}
         if not on_this_cpu or self.device.platform != "cpu":

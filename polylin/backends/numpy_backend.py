@@ -16,7 +16,7 @@ import numpy as np
 
 from polylin.backends.base import NoAutodiff
 from polylin.backends.namespaces import namespace_with
-from polylin.host_loss import BESIDE_MIN_BYTES, blas_threads, read_only
+from polylin.host_loss import BESIDE_MIN_BYTES, blas_threads, numpy_view
 from polylin.types import Array, Params
 
 
@@ -70,9 +70,7 @@ class NumpyBackend(NoAutodiff):
     def host_view(self, array: Array) -> np.ndarray | None:
         """The array itself, read-only: the loop's NumPy loss is this backend's own, and it runs
         beside the next epoch's steps (:mod:`polylin.host_loss`)."""
-        if not isinstance(array, np.ndarray):
-            return None
-        return read_only(array.view(), array.__array_interface__["data"][0])
+        return numpy_view(array)
 
     def parameters(self, w: np.ndarray, b: np.ndarray, *, trainable: bool) -> Params:
         # Always fresh copies: the update writes into them.
