@@ -242,7 +242,7 @@ def train(
     return run
 
 
-@dataclass
+@dataclass(slots=True)
 class _Epoch:
     """An epoch whose steps are done, waiting to be recorded: its 0-based number and order, whether
     its loss is evaluated, the value it ended with (its loss, or its parameters' finiteness), its
